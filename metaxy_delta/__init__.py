@@ -57,6 +57,15 @@ from metaxy_delta.models.keys import (
 )
 from metaxy_delta.models.mapping import AllFieldsMapping, DefaultFieldsMapping, FieldsMappingType
 from metaxy_delta.models.spec import FeatureSpecWithIDColumns, IDColumns
+from metaxy_delta.store import (
+    DeleteResult,
+    DeltaMetadataStore,
+    DeltaMetadataStoreConfig,
+    MetadataStore,
+    WriteResult,
+)
+from metaxy_delta.versioning import Increment, LazyIncrement, PolarsIncrement, PolarsLazyIncrement
+from metaxy_delta.filters import parse_filter, parse_filter_string, to_delta_predicate
 
 __version__ = "0.1.0"
 
@@ -72,6 +81,9 @@ __all__ = [
     "CoercibleToFeatureKey",
     "CoercibleToFieldKey",
     "DefaultFieldsMapping",
+    "DeleteResult",
+    "DeltaMetadataStore",
+    "DeltaMetadataStoreConfig",
     "FQFieldKey",
     "FeatureConfig",
     "FeatureDefinition",
@@ -92,13 +104,18 @@ __all__ = [
     "HashAlgorithm",
     "HashAlgorithmNotSupportedError",
     "IDColumns",
+    "Increment",
+    "LazyIncrement",
     "InvalidConfigError",
     "LineageRelationship",
     "MetadataSchemaError",
+    "MetadataStore",
     "MetadataStoreError",
     "MetaxyConfig",
     "MetaxyError",
     "MetaxyMissingFeatureDependency",
+    "PolarsIncrement",
+    "PolarsLazyIncrement",
     "SpecialFieldDep",
     "StoreConfig",
     "StoreNotOpenError",
@@ -110,11 +127,15 @@ __all__ = [
     "ValidatedFieldKeyAdapter",
     "ValidatedFieldKeySequence",
     "ValidatedFieldKeySequenceAdapter",
+    "WriteResult",
     "__version__",
     "coerce_to_feature_key",
     "current_graph",
     "get_feature_by_key",
     "graph",
     "init",
+    "parse_filter",
+    "parse_filter_string",
+    "to_delta_predicate",
     "load_features",
 ]

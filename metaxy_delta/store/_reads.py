@@ -1,0 +1,179 @@
+"""Reading features: default read semantics, filter push-down, time travel, fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+
+from metaxy_delta.errors import FeatureNotFoundError
+from metaxy_delta.filters import ParsedFilter, parse_filter
+from metaxy_delta.models.constants import (
+    ALL_SYSTEM_COLUMNS,
+    METAXY_DELETED_AT,
+    METAXY_FEATURE_VERSION,
+)
+from metaxy_delta.store._base import StoreBase, log
+from metaxy_delta.store._frames import latest_rows
+from metaxy_delta.store._table import DeltaTableRef
+
+FilterLike = nw.Expr | str | ParsedFilter
+
+
+def _as_expr(item: FilterLike) -> nw.Expr:
+    if isinstance(item, str):
+        item = parse_filter(item)
+    return item.to_expr() if isinstance(item, ParsedFilter) else item
+
+
+def filter_columns(item: FilterLike) -> frozenset[str] | None:
+    """Columns a filter reads, or ``None`` when they cannot be determined."""
+    if isinstance(item, str):
+        item = parse_filter(item)
+    if isinstance(item, ParsedFilter):
+        return frozenset(item.columns)
+    try:  # narwhals keeps the Polars expression behind a private hook; fall back safely
+        namespace = nw.from_native(pl.LazyFrame())._compliant_frame.__narwhals_namespace__()
+        compliant = item._to_compliant_expr(namespace)  # type: ignore[attr-defined]
+        return frozenset(compliant.native.meta.root_names())
+    except Exception:  # noqa: BLE001 - unknown shape: do not push the filter down
+        return None
+
+
+def normalise_filters(filters: FilterLike | Sequence[FilterLike] | None) -> list[FilterLike]:
+    """``None``, one filter or a sequence of filters (expressions or SQL strings) as a list."""
+    if filters is None:
+        return []
+    if isinstance(filters, (str, ParsedFilter, nw.Expr)):
+        return [filters]
+    return list(filters)
+
+
+class ReadMixin(StoreBase):
+    """``read``, ``has_feature`` and table inspection."""
+
+    def has_feature(self, feature: Any, *, check_fallback: bool = False) -> bool:
+        """Whether the feature's table exists here (or, optionally, in a fallback store)."""
+        self._require_open()
+        if self._table(feature).exists():
+            return True
+        if not check_fallback:
+            return False
+        for store in self.fallback_stores:
+            with store.open("r"):
+                if store.has_feature(feature, check_fallback=True):
+                    return True
+        return False
+
+    @staticmethod
+    def _scan(
+        table: DeltaTableRef, *, version: int | None = None, as_of: datetime | None = None
+    ) -> tuple[pl.LazyFrame | None, list[str]]:
+        """Lazy scan plus partition columns from a single log replay."""
+        loaded = table.load(version, as_of=as_of)
+        if loaded is None:
+            return None, []
+        return pl.scan_delta(loaded), list(loaded.metadata().partition_columns)
+
+    def read(
+        self,
+        feature: Any,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: bool = False,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Any:
+        """Lazily read a feature: by default the latest live row per sample, current version.
+
+        Filters (narwhals expressions or SQL strings) see only the latest row per sample; those
+        on partition columns or ``metaxy_feature_version`` are pushed into the Delta scan, so a
+        read restricted to one partition opens only that partition's files. ``version`` /
+        ``as_of`` read the table as it was at a past Delta version or time.
+
+        Example:
+            >>> with store.open("r"):  # doctest: +SKIP
+            ...     df = store.read("video/raw", filters=["date = '2026-01-01'"]).collect()
+        """
+        self._require_open()
+        key = self._key(feature)
+        if feature_version is not None and not with_feature_history:
+            with_feature_history = True
+            scoped_version: str | None = feature_version
+        elif not with_feature_history:
+            scoped_version = self._graph().get_feature_version(key)
+        else:
+            scoped_version = feature_version
+        table = self._table(key)
+        lf, partitions = self._scan(table, version=version, as_of=as_of)
+        if lf is None:
+            return self._read_fallback(
+                key, allow_fallback, with_store_info,
+                dict(feature_version=feature_version, filters=filters, columns=columns,
+                     with_feature_history=with_feature_history,
+                     with_sample_history=with_sample_history,
+                     include_soft_deleted=include_soft_deleted, version=version, as_of=as_of),
+            )
+        pushed, after = [], []
+        pushable = set(partitions) | {METAXY_FEATURE_VERSION}
+        for item in normalise_filters(filters):
+            cols = filter_columns(item)
+            (pushed if cols is not None and cols <= pushable else after).append(_as_expr(item))
+        if scoped_version is not None:
+            lf = lf.filter(pl.col(METAXY_FEATURE_VERSION) == scoped_version)
+        frame = nw.from_native(lf)
+        if pushed:
+            frame = frame.filter(*pushed)
+        if not with_sample_history:
+            ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
+            if ids:
+                frame = nw.from_native(latest_rows(frame.to_native(), ids))
+        if not include_soft_deleted:
+            frame = frame.filter(nw.col(METAXY_DELETED_AT).is_null())
+        if after:
+            frame = frame.filter(*after)
+        if columns is not None:
+            frame = frame.select(list(columns))
+        log.debug("read %s from %s (version=%s)", key, table.uri, version)
+        return (frame, self) if with_store_info else frame
+
+    def _read_fallback(
+        self, key: Any, allow_fallback: bool, with_store_info: bool, kwargs: dict[str, Any]
+    ) -> Any:
+        if allow_fallback and kwargs.get("version") is None and kwargs.get("as_of") is None:
+            for store in self.fallback_stores:
+                with store.open("r"):
+                    if store._table(key).exists():
+                        log.info("reading %s from fallback store %r", key, store)
+                        return store.read(key, with_store_info=with_store_info, **kwargs)
+        raise FeatureNotFoundError(
+            f"no metadata for feature {key} in {self!r}: table {self.table_uri(key)} does not "
+            "exist" + (" (nor in any fallback store)" if self._fallback_entries else ""),
+            keys=[key],
+        )
+
+    def read_feature_schema_from_store(self, feature: Any) -> nw.Schema:
+        """Schema of the stored table (user and system columns)."""
+        self._require_open()
+        lf, _ = self._scan(self._table(feature))
+        if lf is None:
+            raise FeatureNotFoundError(
+                f"no metadata for feature {self._key(feature)}: table "
+                f"{self.table_uri(feature)} does not exist",
+                keys=[self._key(feature)],
+            )
+        return nw.from_native(lf).collect_schema()
+
+    @staticmethod
+    def user_columns(columns: Sequence[str]) -> list[str]:
+        """The non-system columns of a list of column names."""
+        return [c for c in columns if c not in ALL_SYSTEM_COLUMNS]

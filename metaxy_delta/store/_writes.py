@@ -1,0 +1,238 @@
+"""Writing features: validated appends, soft deletes (tombstones) and hard deletes (Delta DELETE)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+
+from metaxy_delta.errors import FeatureNotFoundError, MetadataSchemaError
+from metaxy_delta.filters import ParsedFilter, parse_filter, to_delta_predicate
+from metaxy_delta.models.constants import (
+    METAXY_DELETED_AT,
+    METAXY_FEATURE_VERSION,
+    METAXY_MATERIALIZATION_ID,
+)
+from metaxy_delta.models.keys import FeatureKey
+from metaxy_delta.store._base import log
+from metaxy_delta.store._frames import TIMESTAMP, latest_rows, stamp_system_columns, validate_frame
+from metaxy_delta.store._reads import FilterLike, ReadMixin, _as_expr, normalise_filters
+from metaxy_delta.store._table import DeltaTableRef
+from metaxy_delta.versioning import as_polars_lazy
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of one write: the Delta version it committed and the rows it appended."""
+
+    feature: FeatureKey
+    table_uri: str
+    version: int | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """Outcome of a delete: the table version afterwards and the samples/rows affected."""
+
+    feature: FeatureKey
+    table_uri: str
+    version: int | None
+    rows: int
+    soft: bool
+    metrics: Mapping[str, Any]
+
+
+def next_timestamp(table: DeltaTableRef) -> tuple[datetime, bool]:
+    """``now()``, but strictly after the table's latest commit (commit order beats clocks).
+
+    Also returns whether the table exists, saving a second log replay.
+    """
+    now = datetime.now(timezone.utc)
+    loaded = table.load()
+    if loaded is None:
+        return now, False
+    last = loaded.history(1)
+    if not last:
+        return now, True
+    committed = datetime.fromtimestamp(last[0]["timestamp"] / 1000, tz=timezone.utc)
+    return max(now, committed + timedelta(milliseconds=1)), True
+
+
+class WriteMixin(ReadMixin):
+    """``write``, ``write_multi``, ``delete`` and ``drop_feature_metadata``."""
+
+    def write(
+        self,
+        feature: Any,
+        df: Any,
+        materialization_id: str | None = None,
+        preserve_feature_version: bool = False,
+        *,
+        with_sample_history: bool = False,
+        partition_by: Sequence[str] | None = None,
+    ) -> WriteResult:
+        """Validate, stamp system columns and append ``df`` to the feature's table (one commit).
+
+        Raises :class:`~metaxy_delta.errors.MetadataSchemaError`, naming the feature and the
+        column, before anything is written if an ID column is missing or null, if
+        ``metaxy_provenance_by_field`` is missing or does not have exactly the feature's fields,
+        or if two rows share IDs (unless ``with_sample_history=True``). ``partition_by`` names
+        the Delta partition columns when this write creates the table (default: the feature's
+        ``metadata["partition_by"]``, then the store's ``partition_by``).
+        """
+        self._require_write()
+        key = self._key(feature)
+        graph = self._graph()
+        plan = graph.get_feature_plan(key)
+        frame = as_polars_lazy(df).collect()
+        validate_frame(frame, plan, allow_duplicates=with_sample_history)
+        table = self._table(key)
+        timestamp, exists = next_timestamp(table)
+        stamped = stamp_system_columns(
+            frame,
+            plan,
+            feature_version=graph.get_feature_version(key),
+            project_version=graph.get_project_version(
+                graph.get_feature_definition(key).project
+            ),
+            timestamp=timestamp,
+            materialization_id=materialization_id or self.materialization_id,
+            hash_algorithm=self.hash_algorithm,
+            hash_length=self.hash_truncation_length,
+            preserve_feature_version=preserve_feature_version,
+        )
+        return self._append(key, table, stamped, materialization_id, partition_by, exists=exists)
+
+    def _append(
+        self,
+        key: FeatureKey,
+        table: DeltaTableRef,
+        frame: pl.DataFrame,
+        mid: str | None,
+        partition_by: Sequence[str] | None = None,
+        *,
+        exists: bool = True,
+    ) -> WriteResult:
+        if frame.height == 0 and exists:
+            return WriteResult(key, table.uri, table.version(), 0)
+        partitions = None
+        if not exists:
+            partitions = list(partition_by or ()) or self.partition_columns_for(key, frame.columns)
+        for column in partitions or ():
+            if column not in frame.columns:
+                raise MetadataSchemaError(
+                    f"cannot write {key}: partition column {column!r} is missing",
+                    feature=key,
+                    column=column,
+                )
+        version = table.append(
+            frame.to_arrow(),
+            partition_by=partitions,
+            max_commit_retries=self.max_commit_retries,
+            commit_metadata={
+                "metaxy.feature": key.to_string(),
+                "metaxy.materialization_id": mid or self.materialization_id,
+            },
+            write_options=self.delta_write_options,
+        )
+        log.info("wrote %d rows of %s to %s (version %s)", frame.height, key, table.uri, version)
+        return WriteResult(key, table.uri, version, frame.height)
+
+    def write_multi(
+        self, metadata: Mapping[Any, Any], materialization_id: str | None = None
+    ) -> dict[FeatureKey, WriteResult]:
+        """Write several features, dependents first (one commit per feature), as Metaxy."""
+        frames = {self._key(k): v for k, v in metadata.items()}
+        order = self._graph().topological_sort_features(list(frames), descending=True)
+        return {key: self.write(key, frames[key], materialization_id) for key in order}
+
+    def delete(
+        self,
+        feature: Any,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        *,
+        soft: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+    ) -> DeleteResult:
+        """Delete samples matching ``filters`` (AND-combined): soft by default.
+
+        Soft deletes append one tombstone per live sample in one commit; each tombstone keeps
+        its row's own feature version and timestamps (Metaxy relabels them with the current
+        version and may copy fallback rows, spec §7.11). Hard deletes run a Delta ``DELETE``
+        whose predicate is rendered from SQL filter strings by :mod:`metaxy_delta.filters`;
+        only matching rows (of the current feature version unless ``with_feature_history``)
+        are removed, all their history included.
+        """
+        self._require_write()
+        key = self._key(feature)
+        items = normalise_filters(filters)
+        parsed = [parse_filter(i) if isinstance(i, str) else i for i in items]
+        table = self._table(key)
+        if not table.exists():
+            raise FeatureNotFoundError(
+                f"cannot delete from {key}: table {table.uri} does not exist", keys=[key]
+            )
+        if soft:
+            return self._soft_delete(key, table, parsed, with_feature_history)
+        return self._hard_delete(key, table, parsed, with_feature_history)
+
+    def _soft_delete(
+        self, key: FeatureKey, table: DeltaTableRef, filters: list[Any], all_versions: bool
+    ) -> DeleteResult:
+        raw = self.read(
+            key, with_feature_history=True, with_sample_history=True,
+            include_soft_deleted=True, allow_fallback=False,
+        ).to_native()  # fmt: skip
+        if not all_versions:
+            raw = raw.filter(pl.col(METAXY_FEATURE_VERSION) == self._graph().get_feature_version(key))
+        ids = list(self._graph().get_feature_definition(key).spec.id_columns)
+        live = nw.from_native(latest_rows(raw, [*ids, METAXY_FEATURE_VERSION])).filter(
+            nw.col(METAXY_DELETED_AT).is_null()
+        )
+        if filters:
+            live = live.filter(*[_as_expr(f) for f in filters])
+        rows = live.to_native().collect()
+        if rows.height == 0:
+            return DeleteResult(key, table.uri, table.version(), 0, True, {})
+        tombstones = rows.with_columns(
+            pl.lit(next_timestamp(table)[0], dtype=TIMESTAMP).alias(METAXY_DELETED_AT),
+            pl.lit(self.materialization_id, dtype=pl.String).alias(METAXY_MATERIALIZATION_ID),
+        )
+        result = self._append(key, table, tombstones, self.materialization_id)
+        return DeleteResult(key, table.uri, result.version, rows.height, True, {})
+
+    def _hard_delete(
+        self, key: FeatureKey, table: DeltaTableRef, filters: list[Any], all_versions: bool
+    ) -> DeleteResult:
+        not_sql = [f for f in filters if not isinstance(f, ParsedFilter)]
+        if not_sql:
+            raise TypeError(
+                f"hard delete of {key} needs SQL filter strings (e.g. \"status = 'x'\"), got "
+                f"{not_sql[0]!r}; narwhals expressions are only supported for soft deletes"
+            )
+        if not all_versions:
+            version = self._graph().get_feature_version(key)
+            filters = [*filters, parse_filter(f"{METAXY_FEATURE_VERSION} = '{version}'")]
+        predicate = to_delta_predicate(filters) if filters else None
+        new_version, metrics = table.delete(predicate, max_commit_retries=self.max_commit_retries)
+        rows = int(metrics.get("num_deleted_rows", 0))
+        log.info("hard-deleted %d rows of %s (predicate %s)", rows, key, predicate)
+        return DeleteResult(key, table.uri, new_version, rows, False, metrics)
+
+    def drop_feature_metadata(self, feature: Any) -> DeleteResult:
+        """Remove every row of the feature (the emptied table remains, as in Metaxy)."""
+        self._require_write()
+        key = self._key(feature)
+        table = self._table(key)
+        if not table.exists():
+            raise FeatureNotFoundError(f"no table for {key} at {table.uri}", keys=[key])
+        version, metrics = table.delete(None, max_commit_retries=self.max_commit_retries)
+        return DeleteResult(
+            key, table.uri, version, int(metrics.get("num_deleted_rows", 0)), False, metrics
+        )

@@ -1,0 +1,108 @@
+"""Store semantics where we deliberately differ from (improve on) Metaxy 0.1.11, spec §7."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import metaxy_delta as mx
+from tests.store.conftest import ids, video_samples
+
+
+@pytest.fixture
+def local(tmp_path: Path, pipeline: mx.FeatureGraph) -> mx.DeltaMetadataStore:
+    return mx.DeltaMetadataStore(tmp_path / "dev")
+
+
+def test_fallback_read_and_soft_delete_never_copies_fallback_rows(tmp_path: Path, pipeline: mx.FeatureGraph) -> None:
+    prod = mx.DeltaMetadataStore(tmp_path / "prod")
+    dev = mx.DeltaMetadataStore(tmp_path / "dev", fallback_stores=[prod])
+    with prod.open("w"):
+        prod.write("video/raw", video_samples(3))
+    with dev.open("w"):
+        frame, source = dev.read("video/raw", with_store_info=True)
+        assert ids(frame) == ["v0000", "v0001", "v0002"] and source is prod
+        with pytest.raises(mx.FeatureNotFoundError, match="dev/video/raw.delta"):
+            dev.read("video/raw", allow_fallback=False)
+        assert dev.has_feature("video/raw", check_fallback=True) and not dev.has_feature("video/raw")
+        # leaf resolved in dev from prod's upstream (the "dev pulls prod upstream" workflow)
+        assert len(dev.resolve_update("video/transcript").new) == 3
+        with pytest.raises(mx.FeatureNotFoundError):
+            dev.delete("video/raw", ["video_id = 'v0000'"])
+    assert not (tmp_path / "dev" / "video" / "raw.delta").exists()
+
+
+def test_soft_delete_keeps_each_rows_feature_version(local: mx.DeltaMetadataStore, graph: mx.FeatureGraph) -> None:
+    with local.open("w"):
+        local.write("video/raw", video_samples(2))
+        old_version = graph.get_feature_version("video/raw")
+        # a new code version of the feature: rows of both versions are live in the table
+        graph.remove_feature("video/raw")
+
+        class Video(mx.BaseFeature, spec=mx.FeatureSpec(key="video/raw", id_columns=["video_id"], fields=[mx.FieldSpec(key="audio", code_version="2"), "frames"])):
+            video_id: str
+            path: str
+
+        new_version = graph.get_feature_version("video/raw")
+        local.write("video/raw", video_samples(2))
+        result = local.delete("video/raw", ["video_id = 'v0000'"], with_feature_history=True)
+        assert result.rows == 2  # one tombstone per live (sample, feature version)
+        for version in (old_version, new_version):
+            assert ids(local.read("video/raw", feature_version=version)) == ["v0001"]
+        tombstones = local.read("video/raw", with_feature_history=True, with_sample_history=True, include_soft_deleted=True).collect().to_native().filter(pl.col("metaxy_deleted_at").is_not_null())
+        assert sorted(tombstones["metaxy_feature_version"]) == sorted([old_version, new_version])
+
+
+def test_rewrite_restores_soft_deleted_sample_and_timestamps_are_monotonic(local: mx.DeltaMetadataStore) -> None:
+    with local.open("w"):
+        local.write("video/raw", video_samples(1))
+        local.delete("video/raw", ["video_id = 'v0000'"])
+        assert ids(local.read("video/raw")) == []
+        local.write("video/raw", video_samples(1))
+        assert ids(local.read("video/raw")) == ["v0000"]
+        rows = local.read("video/raw", with_sample_history=True, include_soft_deleted=True).collect().to_native()
+        order = pl.coalesce("metaxy_deleted_at", "metaxy_updated_at")
+        stamps = rows.select(order).to_series().sort().to_list()
+        assert len(set(stamps)) == 3  # write, tombstone, rewrite: strictly increasing
+
+
+def test_read_columns_history_time_travel_and_drop(local: mx.DeltaMetadataStore) -> None:
+    with local.open("w"):
+        local.write("video/raw", video_samples(2))
+        time.sleep(0.05)
+        middle = datetime.now(timezone.utc)
+        time.sleep(0.05)
+        local.write("video/raw", video_samples(1, start=5))
+        assert local.read("video/raw", columns=["video_id"]).collect().to_native().columns == ["video_id"]
+        assert ids(local.read("video/raw", as_of=middle)) == ["v0000", "v0001"]
+        assert ids(local.read("video/raw", version=0)) == ["v0000", "v0001"]
+        with pytest.raises(mx.MetadataStoreError, match="version"):
+            local.read("video/raw", version=99)
+        dropped = local.drop_feature_metadata("video/raw")
+        assert dropped.rows == 3 and ids(local.read("video/raw")) == []
+
+
+def test_write_multi_writes_dependents_first(local: mx.DeltaMetadataStore) -> None:
+    with local.open("w"):
+        local.write("video/raw", video_samples(2))
+        leaf = local.resolve_update("video/transcript").new.to_native().with_columns(text=pl.lit("x"))
+        results = local.write_multi({"video/raw": video_samples(1, start=9), "video/transcript": leaf})
+        assert [k.to_string() for k in results] == ["video/transcript", "video/raw"]
+        assert all(r.version is not None for r in results.values())
+
+
+def test_increment_frames_carry_no_bookkeeping_columns(local: mx.DeltaMetadataStore) -> None:
+    with local.open("w"):
+        local.write("video/raw", video_samples(2))
+        local.delete("video/raw", ["video_id = 'v0001'"])
+        new = local.resolve_update("video/transcript").new.to_native()
+        assert ids(new) == ["v0000"]
+        assert not {"metaxy_deleted_at", "metaxy_updated_at", "metaxy_feature_version"} & set(new.columns)
+        assert not [c for c in new.columns if c.startswith("__")]
+        local.write("video/transcript", new.with_columns(text=pl.lit("t")))
+        stored = local.read("video/transcript").collect().to_native()
+        assert stored.columns[:2] == ["video_id", "text"]
