@@ -1,0 +1,260 @@
+"""Jobs that record ``AssetObservation``s (row counts, data versions) of Metaxy assets.
+
+Schedule them to track features that other pipelines write::
+
+    dg.ScheduleDefinition(job=mxd.build_metaxy_multi_observation_job("observe_all", assets=[...]),
+                          cron_schedule="*/15 * * * *")
+"""
+
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+
+from metaxy_delta.dagster._constants import (
+    DAGSTER_METAXY_FEATURE_METADATA_KEY,
+    DAGSTER_METAXY_PARTITION_KEY,
+    DAGSTER_METAXY_PARTITION_METADATA_KEY,
+    ROW_COUNT_KEY,
+)
+from metaxy_delta.dagster._features import build_feature_event_tags
+from metaxy_delta.dagster._partitions import context_partition_keys, partition_conditions, slice_conditions
+from metaxy_delta.dagster._stats import runtime_metadata
+from metaxy_delta.errors import FeatureNotFoundError
+from metaxy_delta.models.keys import coerce_to_feature_key
+
+_DATA_VERSION_TAG = "dagster/data_version"
+_Spec = tuple[dg.AssetSpec, dg.PartitionsDefinition | None]
+
+
+def _metaxy_specs(asset: Any) -> list[_Spec]:
+    if isinstance(asset, dg.AssetSpec):
+        specs: list[_Spec] = [(asset, asset.partitions_def)]
+    elif isinstance(asset, dg.AssetsDefinition):
+        specs = [(s, asset.partitions_def) for s in asset.specs]
+    elif isinstance(asset, dg.SourceAsset):
+        return []
+    else:
+        msg = f"Expected AssetSpec, AssetsDefinition, or SourceAsset, got {type(asset).__name__}"
+        raise TypeError(msg)
+    return [(s, p) for s, p in specs if s.metadata.get(DAGSTER_METAXY_FEATURE_METADATA_KEY) is not None]
+
+
+def observe_spec(context: Any, store: Any, spec: dg.AssetSpec) -> dg.AssetObservation:
+    """An ``AssetObservation`` of ``spec`` for the run's partition (same metadata and data version
+    as :func:`generate_observe_results`; Metaxy 0.1.11's jobs recorded no data version).
+
+    A feature without a table yields ``dagster/row_count = 0`` and ``error`` metadata.
+    """
+    key = coerce_to_feature_key(spec.metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY])
+    keys = context_partition_keys(context)
+    partition = keys[0] if len(keys) == 1 else None
+    try:
+        with store.open("r"):
+            metadata, stats = runtime_metadata(
+                store,
+                key,
+                partition=partition_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_KEY), keys),
+                slice_=slice_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY)),
+                partitioned=bool(keys),
+                log=context.log,
+            )
+    except FeatureNotFoundError:
+        context.log.warning(f"Feature {key.to_string()} not found in store, returning empty observation")
+        return dg.AssetObservation(
+            asset_key=spec.key,
+            partition=partition,
+            metadata={ROW_COUNT_KEY: 0, "error": "Feature not found"},
+        )
+    tags = {**build_feature_event_tags(key), _DATA_VERSION_TAG: stats.data_version.value}
+    return dg.AssetObservation(asset_key=spec.key, partition=partition, metadata=metadata, tags=tags)
+
+
+def build_metaxy_observation_job(
+    asset: dg.AssetSpec | dg.AssetsDefinition,
+    *,
+    store_resource_key: str = "store",
+    tags: Mapping[str, str] | None = None,
+) -> list[dg.JobDefinition]:
+    """One observation job per Metaxy spec of ``asset`` (named ``observe_<table name>``).
+
+    The job has the asset's ``partitions_def`` (an ``AssetSpec``'s own one too — Metaxy 0.1.11
+    dropped it). Two specs of the same feature get distinct names (the second uses its asset
+    key) instead of clashing.
+
+    Raises:
+        TypeError: ``asset`` is neither an ``AssetSpec`` nor an ``AssetsDefinition``.
+        ValueError: No spec has ``"metaxy/feature"`` metadata.
+
+    Example:
+        >>> import dagster as dg
+        >>> import metaxy_delta.dagster as mxd
+        >>> [job.name for job in mxd.build_metaxy_observation_job(
+        ...     dg.AssetSpec("a", metadata={"metaxy/feature": "obs/a"}))]
+        ['observe_obs__a']
+    """
+    if not isinstance(asset, (dg.AssetSpec, dg.AssetsDefinition)):
+        msg = f"Expected AssetSpec or AssetsDefinition, got {type(asset).__name__}"
+        raise TypeError(msg)
+    specs = _metaxy_specs(asset)
+    if not specs:
+        msg = (
+            "Asset has no specs with 'metaxy/feature' metadata. Ensure your asset has "
+            "metadata={'metaxy/feature': 'feature/key'}."
+        )
+        raise ValueError(msg)
+    jobs: list[dg.JobDefinition] = []
+    names: set[str] = set()
+    for spec, partitions_def in specs:
+        key = coerce_to_feature_key(spec.metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY])
+        name = f"observe_{key.table_name}"
+        if name in names:
+            name = f"observe_{spec.key.to_python_identifier()}"
+        names.add(name)
+        op = _single_observation_op(f"observe_{spec.key.to_python_identifier()}", spec, store_resource_key)
+
+        @dg.job(
+            name=name,
+            partitions_def=partitions_def,
+            tags={**(tags or {}), DAGSTER_METAXY_FEATURE_METADATA_KEY: key.table_name},
+            description=f"Observe Metaxy feature {key.to_string()} (Dagster asset: `{spec.key.to_user_string()}`)",
+            metadata={
+                DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
+                "dagster/asset": dg.MetadataValue.asset(spec.key),
+            },
+        )
+        def _job() -> None:
+            op()  # noqa: B023 - bound per iteration by the decorator call
+
+        jobs.append(_job)
+    return jobs
+
+
+def _single_observation_op(name: str, spec: dg.AssetSpec, store_resource_key: str) -> dg.OpDefinition:
+    @dg.op(name=name, required_resource_keys={store_resource_key}, out=dg.Out(dg.Nothing))
+    def _observe(context: dg.OpExecutionContext) -> None:
+        store = getattr(context.resources, store_resource_key)
+        context.log_event(observe_spec(context, store, spec))
+
+    return _observe
+
+
+def build_metaxy_multi_observation_job(
+    name: str,
+    *,
+    asset_selection: dg.AssetSelection | None = None,
+    defs: dg.Definitions | None = None,
+    assets: Sequence[dg.AssetSpec | dg.AssetsDefinition | dg.SourceAsset] | None = None,
+    store_resource_key: str = "store",
+    tags: Mapping[str, str] | None = None,
+    **job_kwargs: Any,
+) -> dg.JobDefinition:
+    """One job observing many Metaxy assets (one dynamic op invocation per asset).
+
+    Give either ``assets`` or ``asset_selection`` + ``defs``. Run config
+    ``{"ops": {"<name>_fanout": {"config": {"asset_keys": ["a/b"]}}}}`` observes a subset.
+    Mapping keys are sanitised, so asset keys with ``-`` work (they failed in Metaxy 0.1.11).
+
+    Raises:
+        ValueError: Wrong argument combination, no Metaxy specs, or differing partitions.
+
+    Example:
+        >>> import dagster as dg
+        >>> import metaxy_delta.dagster as mxd
+        >>> job = mxd.build_metaxy_multi_observation_job(
+        ...     "observe_all", assets=[dg.AssetSpec("up-x", metadata={"metaxy/feature": "a/b"})])
+        >>> job.name
+        'observe_all'
+    """
+    specs = _collect_specs(asset_selection=asset_selection, defs=defs, assets=assets)
+    partitions = [p for _, p in specs]
+    for index, partitions_def in enumerate(partitions[1:], start=1):
+        if partitions_def != partitions[0]:
+            msg = (
+                f"All assets must have the same partitions_def. Asset 0 has {partitions[0]}, "
+                f"but asset {index} has {partitions_def}."
+            )
+            raise ValueError(msg)
+    by_key = {spec.key.to_user_string(): spec for spec, _ in specs}
+
+    @dg.op(
+        name=f"{name}_fanout",
+        out=dg.DynamicOut(str),
+        config_schema={"asset_keys": dg.Field([str], default_value=list(by_key), is_required=False)},
+    )
+    def fanout(context: dg.OpExecutionContext) -> Any:
+        requested = list(context.op_config["asset_keys"])
+        invalid = set(requested) - set(by_key)
+        if invalid:
+            msg = (
+                f"Requested asset keys not found in job: {sorted(invalid)}. "
+                f"Available keys: {sorted(by_key)}"
+            )
+            raise ValueError(msg)
+        for asset_key in requested:
+            mapping_key = by_key[asset_key].key.to_python_identifier()
+            yield dg.DynamicOutput(asset_key, mapping_key=mapping_key)
+
+    @dg.op(name=f"{name}_observe", required_resource_keys={store_resource_key}, out=dg.Out(dg.Nothing))
+    def observe(context: dg.OpExecutionContext, asset_key: str) -> None:
+        store = getattr(context.resources, store_resource_key)
+        context.log_event(observe_spec(context, store, by_key[asset_key]))
+
+    lines = [
+        f"- `{k}` → `{spec.metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY]}`" for k, spec in by_key.items()
+    ]
+    metadata: dict[str, Any] = {
+        "metaxy/features": [
+            coerce_to_feature_key(s.metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY]).to_string() for s, _ in specs
+        ],
+        **{f"metaxy/asset/{k}": dg.MetadataValue.asset(s.key) for k, s in by_key.items()},
+    }
+
+    @dg.job(
+        name=name,
+        partitions_def=partitions[0],
+        tags=dict(tags or {}),
+        description=f"Observe {len(by_key)} Metaxy assets:\n\n" + "\n".join(lines),
+        metadata=metadata,
+        **job_kwargs,
+    )
+    def _job() -> None:
+        fanout().map(observe)
+
+    return _job
+
+
+def _collect_specs(
+    *, asset_selection: dg.AssetSelection | None, defs: dg.Definitions | None, assets: Sequence[Any] | None
+) -> list[_Spec]:
+    if assets is not None and (asset_selection is not None or defs is not None):
+        msg = (
+            "Cannot provide both 'assets' and 'asset_selection'/'defs'. "
+            "Use either asset_selection + defs, or assets alone."
+        )
+        raise ValueError(msg)
+    if assets is None:
+        if asset_selection is None and defs is None:
+            msg = "Must provide either 'asset_selection' + 'defs', or 'assets'."
+            raise ValueError(msg)
+        if asset_selection is None:
+            msg = "'defs' requires 'asset_selection' to be provided."
+            raise ValueError(msg)
+        if defs is None:
+            msg = "'asset_selection' requires 'defs' to be provided."
+            raise ValueError(msg)
+        graph = defs.resolve_asset_graph()
+        selected = asset_selection.resolve(graph)
+        specs: list[_Spec] = []
+        for assets_def in graph.assets_defs:
+            specs += [(s, p) for s, p in _metaxy_specs(assets_def) if s.key in selected]
+    else:
+        specs = [pair for asset in assets for pair in _metaxy_specs(asset)]
+    if not specs:
+        msg = (
+            "No assets have specs with 'metaxy/feature' metadata. Ensure your assets have "
+            "metadata={'metaxy/feature': 'feature/key'}."
+        )
+        raise ValueError(msg)
+    return specs
