@@ -1,0 +1,595 @@
+"""Metadata-store benchmark: ``DeltaMetadataStore`` vs Metaxy 0.1.11's Delta store vs raw Polars.
+
+Usage::
+
+    .venv/bin/python benchmarks/store.py                                  # sizes 100k,1M
+    .venv/bin/python benchmarks/store.py --sizes 1M,10M --scenarios simple,wide
+    .venv/bin/python benchmarks/store.py --sizes 10M --scenarios partition --impls ours
+
+Scenarios (data generated in memory; ids ``"v{i}"``; provenance strings derived from ``i``):
+
+- ``simple``: root ``video`` (fields ``audio``, ``frames``) → ``leaf`` (field ``default``).
+- ``wide``: roots ``video`` (``audio``, ``frames``, ``captions``, ``thumbs``) and ``sensor``
+  (``gps``, ``imu``, ``lidar``, ``radar``) → ``leaf`` (``audio``, ``frames``; default field
+  mapping).
+- ``partition``: ``simple`` plus a ``part`` column with 100 values (``p00``..``p99``); both
+  tables are Delta-partitioned by ``part`` (Metaxy: ``delta_write_options={"partition_by":
+  ["part"]}``) and the leaf selects ``part`` from ``video``.
+
+Steps (the paper's four), each timed separately:
+
+1. ``write-roots``: ``store.write(root, samples)`` for every root.
+2. ``resolve-new``: ``store.resolve_update("leaf")`` (eager: collected), nothing stored yet.
+3. ``write-leaf``: ``store.write("leaf", increment.new)``.
+4. ``resolve-stale``: after re-writing 10 % of the ``video`` rows with a new ``audio`` value
+   (timed apart as ``rewrite-10%``), ``store.resolve_update("leaf")``.
+
+The ``partition`` scenario adds ``resolve-1-part``: ``resolve_update("leaf",
+global_filters=["part = 'p07'"])`` (Metaxy: ``nw.col("part") == "p07"``) on the same state
+as step 4, to be compared with step 4 (the whole-table resolve).
+
+``bound`` is a hand-written raw-Polars lower bound of the resolve steps, run in the same
+process as ``ours`` against the same Delta tables: ``pl.scan_delta`` + latest row per sample
++ ``polars_hash`` xxhash32 + joins, computing the same new/stale/orphaned rows (the counts are
+checked against the store's; at sizes ≤ 1M the frames are compared too).
+
+Every (scenario, size, implementation) runs in a fresh subprocess. Peak RSS per step is the
+kernel's ``VmHWM`` reset before the step (``/proc/self/clear_refs``; psutil sampling every
+50 ms where that is unavailable); ``run peak`` is the subprocess's ``ru_maxrss`` (including
+data generation). Tables live in ``benchmarks/.data/`` and are removed after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers .nchash)
+import psutil
+
+HERE = Path(__file__).resolve().parent
+DATA_DIR = HERE / ".data"
+
+PBF = "metaxy_provenance_by_field"
+PROV = "metaxy_provenance"
+DVBF = "metaxy_data_version_by_field"
+DV = "metaxy_data_version"
+UPDATED = "metaxy_updated_at"
+DELETED = "metaxy_deleted_at"
+FVERSION = "metaxy_feature_version"
+ID = "video_id"
+LENGTH = 8  # default hash truncation of both stores
+CODE_VERSION = "__metaxy_initial__"
+PARTITION = "p07"
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "simple": {
+        "roots": {"video": ["audio", "frames"]},
+        "leaf": {"default": ["video.audio", "video.frames"]},
+        "partitioned": False,
+    },
+    "wide": {
+        "roots": {
+            "video": ["audio", "frames", "captions", "thumbs"],
+            "sensor": ["gps", "imu", "lidar", "radar"],
+        },
+        # default field mapping: the same-named video field plus every sensor field
+        "leaf": {
+            "audio": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.audio"],
+            "frames": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.frames"],
+        },
+        "partitioned": False,
+    },
+    "partition": {
+        "roots": {"video": ["audio", "frames"]},
+        "leaf": {"default": ["video.audio", "video.frames"]},
+        "partitioned": True,
+    },
+}
+STEPS = ("write-roots", "resolve-new", "write-leaf", "rewrite-10%", "resolve-stale", "resolve-1-part")
+RESOLVE_STEPS = ("resolve-new", "resolve-stale", "resolve-1-part")
+
+# Issue targets: Metaxy 0.1.11 on a 2-core box (seconds; peak GB).
+METAXY_REFERENCE: dict[tuple[str, int], dict[str, float]] = {
+    ("simple", 10_000_000): {"write-roots": 5.5, "resolve-new": 8.3, "write-leaf": 2.7,
+                             "resolve-stale": 25.6, "peak_gb": 11.3},
+    ("wide", 10_000_000): {"write-roots": 15.5, "resolve-new": 22.0, "write-leaf": 3.8,
+                           "resolve-stale": 48.6, "peak_gb": 16.5},
+    ("simple", 1_000_000): {"write-roots": 1.0, "resolve-new": 0.78, "write-leaf": 0.56,
+                            "resolve-stale": 2.16},
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- sizes
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 100k, 1M, 10M)")
+    return int(float(m.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()])
+
+
+def fmt_size(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+# ----------------------------------------------------------------------------- data
+def _index(n: int) -> pl.Expr:
+    return pl.int_range(n, dtype=pl.Int64)
+
+
+def make_samples(fields: list[str], n: int, salt: int, partitioned: bool) -> pl.DataFrame:
+    """Root samples: ids (+ ``part``) and a provenance struct of decimal hash-like strings."""
+    i = _index(n)
+    values = {
+        f: ((i * 2654435761 + (salt * 97 + k) * 40503) % 1_000_000_007).cast(pl.String)
+        for k, f in enumerate(fields)
+    }
+    columns: dict[str, pl.Expr] = {ID: pl.format("v{}", i)}
+    if partitioned:
+        columns["part"] = pl.format("p{}", (i % 100).cast(pl.String).str.zfill(2))
+    return pl.select(**columns, **{PBF: pl.struct(**values)})
+
+
+def changed_rows(samples: pl.DataFrame) -> pl.DataFrame:
+    """10 % of the rows (every partition has some), with a new ``audio`` value."""
+    i = pl.int_range(pl.len(), dtype=pl.Int64)
+    new_audio = pl.concat_str(pl.lit("x"), pl.col(PBF).struct.field("audio")).alias("audio")
+    return samples.filter((i // 100) % 10 == 0).with_columns(
+        pl.col(PBF).struct.with_fields(new_audio)
+    )
+
+
+# ----------------------------------------------------------------------------- features
+def define(mx: Any, scenario: str) -> dict[str, Any]:
+    """Feature classes of a scenario, built with ``mx`` (metaxy_delta or metaxy)."""
+    spec = SCENARIOS[scenario]
+    partitioned = spec["partitioned"]
+    annotations: dict[str, Any] = {ID: str, **({"part": str} if partitioned else {})}
+    classes: dict[str, Any] = {}
+    for key, fields in spec["roots"].items():
+        metadata = {"partition_by": "part"} if partitioned and mx.__name__ == "metaxy_delta" else {}
+        classes[key] = type(
+            key.title(),
+            (mx.BaseFeature,),
+            {"__annotations__": dict(annotations)},
+            spec=mx.FeatureSpec(key=key, id_columns=[ID], fields=fields, **({"metadata": metadata} if metadata else {})),
+        )
+    select = ("part",) if partitioned else ()
+    deps = [mx.FeatureDep(feature=c, select=select if k == "video" else ()) for k, c in classes.items()]
+    leaf_metadata = {"metadata": {"partition_by": "part"}} if partitioned and mx.__name__ == "metaxy_delta" else {}
+    classes["leaf"] = type(
+        "Leaf",
+        (mx.BaseFeature,),
+        {"__annotations__": dict(annotations)},
+        spec=mx.FeatureSpec(key="leaf", id_columns=[ID], deps=deps, fields=list(spec["leaf"]), **leaf_metadata),
+    )
+    return classes
+
+
+# ----------------------------------------------------------------------------- bound
+def _hash(expr: pl.Expr) -> pl.Expr:
+    return expr.nchash.xxhash32().cast(pl.String).str.slice(0, LENGTH)
+
+
+def _latest(lf: pl.LazyFrame, columns: list[str], feature_version: str | None) -> pl.LazyFrame:
+    """Newest live row per sample (current feature version), reading only ``columns``."""
+    if feature_version is not None:
+        lf = lf.filter(pl.col(FVERSION) == feature_version)
+    ts = pl.coalesce(DELETED, UPDATED)
+    lf = lf.select(*columns, ts.alias("__ts"), pl.col(DELETED).is_null().alias("__live"))
+    return (
+        lf.filter(pl.col("__ts") == pl.col("__ts").max().over(ID))
+        .unique(subset=ID, keep="any")
+        .filter("__live")
+        .drop("__ts", "__live")
+    )
+
+
+def bound_resolve(
+    scenario: str,
+    tables: dict[str, Any],
+    versions: dict[str, str],
+    leaf_exists: bool,
+    part: str | None = None,
+) -> list[pl.DataFrame]:
+    """new / stale / orphaned of ``leaf`` straight from the Delta tables."""
+    spec = SCENARIOS[scenario]
+    roots = list(spec["roots"])
+
+    def scan(key: str) -> pl.LazyFrame:
+        lf = pl.scan_delta(tables[key])
+        return lf.filter(pl.col("part") == part) if part is not None else lf
+
+    extra = ["part"] if spec["partitioned"] else []
+    expected: pl.LazyFrame | None = None
+    for key in roots:
+        cols = [ID, *(extra if key == "video" else [])]
+        frame = _latest(scan(key), [*cols, pl.col(DVBF).alias(f"dv_{key}")], versions[key])
+        expected = frame if expected is None else expected.join(frame, on=ID)
+    assert expected is not None
+    members = []
+    for field, parents in spec["leaf"].items():
+        parts: list[pl.Expr] = [pl.lit(field), pl.lit(CODE_VERSION)]
+        for parent in parents:
+            key, name = parent.split(".")
+            parts += [pl.lit(parent), pl.col(f"dv_{key}").struct.field(name)]
+        members.append(_hash(pl.concat_str(parts, separator="|")).alias(field))
+    sample = _hash(pl.concat_str([pl.col(PBF).struct.field(f) for f in sorted(spec["leaf"])], separator="|"))
+    expected = (
+        expected.select(*extra, ID, pl.struct(members).alias(PBF))
+        .with_columns(sample.alias(PROV))
+        .with_columns(pl.col(PBF).alias(DVBF), pl.col(PROV).alias(DV))
+    )
+    if not leaf_exists:
+        return [expected.collect(), pl.DataFrame(), pl.DataFrame()]
+    stored = _latest(scan("leaf"), [ID, pl.col(PROV).alias("__cur")], versions["leaf"]).with_columns(
+        pl.lit(True).alias("__in")
+    )
+    joined = expected.join(stored, on=ID, how="left")
+    new = joined.filter(pl.col("__in").is_null()).drop("__cur", "__in")
+    stale = joined.filter(pl.col("__in") & (pl.col(PROV) != pl.col("__cur"))).drop("__cur", "__in")
+    orphaned = stored.join(expected.select(ID), on=ID, how="anti").select(ID)
+    return pl.collect_all([new, stale, orphaned])
+
+
+# ----------------------------------------------------------------------------- measuring
+def _status_kb(name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            m = re.search(rf"{name}:\s+(\d+)", f.read())
+        return int(m.group(1)) if m else None
+    except OSError:
+        return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_kb("VmHWM") is not None
+    except OSError:
+        return False
+
+
+class PeakSampler(threading.Thread):
+    """RSS sampled every 50 ms (fallback when VmHWM cannot be reset)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+@contextmanager
+def measure(results: dict[str, Any], step: str):
+    """Time a step and record its peak RSS (bytes)."""
+    gc.collect()
+    hwm = _reset_hwm()
+    sampler = None
+    if not hwm:
+        sampler = PeakSampler()
+        sampler.start()
+    t0 = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - t0
+    if sampler is not None:
+        sampler.stop.set()
+        sampler.join()
+        peak = max(sampler.peak, psutil.Process().memory_info().rss)
+    else:
+        peak = (_status_kb("VmHWM") or 0) * 1024
+    results[step] = {"s": elapsed, "peak": peak}
+
+
+def timed(results: dict[str, Any], step: str, fn: Any, repeat: int) -> Any:
+    """Run ``fn`` ``repeat`` times: best time, largest peak; returns the last result."""
+    runs: list[dict[str, Any]] = []
+    out = None
+    for _ in range(repeat):
+        out = None
+        one: dict[str, Any] = {}
+        with measure(one, step):
+            out = fn()
+        runs.append(one[step])
+    results[step] = {
+        "s": min(r["s"] for r in runs),
+        "times": [r["s"] for r in runs],
+        "peak": max(r["peak"] for r in runs),
+    }
+    return out
+
+
+def _counts(inc: Any) -> list[int]:
+    return [len(f) for f in inc]
+
+
+def _native(frame: Any) -> pl.DataFrame:
+    return frame.to_native() if hasattr(frame, "to_native") else frame
+
+
+def _same(ours: Any, bound: pl.DataFrame, what: str) -> None:
+    ours = _native(ours)
+    cols = [c for c in bound.columns if c in ours.columns]
+    a = ours.select(cols).sort(ID)
+    b = bound.select(cols).sort(ID)
+    if not a.equals(b):
+        raise AssertionError(f"bound differs from the store on {what}")
+
+
+# ----------------------------------------------------------------------------- worker
+def worker(args: dict[str, Any]) -> dict[str, Any]:
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.disable(logging.WARNING)
+    scenario, n, impl = args["scenario"], args["n"], args["impl"]
+    spec = SCENARIOS[scenario]
+    partitioned = spec["partitioned"]
+    root = Path(args["root"])
+    shutil.rmtree(root, ignore_errors=True)
+    if impl == "metaxy":
+        import narwhals as nw
+
+        import metaxy as mx
+        from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
+
+        options: dict[str, Any] = {"delta_write_options": {"partition_by": ["part"]}} if partitioned else {}
+        part_filter: list[Any] = [nw.col("part") == PARTITION]
+    else:
+        import metaxy_delta as mx
+        from metaxy_delta import DeltaMetadataStore
+
+        options = {}
+        part_filter = [f"part = '{PARTITION}'"]
+    results: dict[str, Any] = {}
+    counts: dict[str, list[int]] = {}
+    check = impl == "ours" and args.get("bound", True)
+    verify = check and n <= 1_000_000
+    repeat = args.get("repeat") or (3 if n <= 1_000_000 else 1)
+    try:
+        with mx.FeatureGraph().use() as graph:
+            classes = define(mx, scenario)
+            leaf = classes["leaf"]
+            store = DeltaMetadataStore(str(root), **options)
+            versions = {k: graph.get_feature_version(k) for k in classes} if impl == "ours" else {}
+            samples = {
+                key: make_samples(fields, n, salt, partitioned)
+                for salt, (key, fields) in enumerate(spec["roots"].items())
+            }
+            changed = changed_rows(samples["video"])
+            gc.collect()
+            results["baseline"] = psutil.Process().memory_info().rss
+            results["gen_peak"] = (_status_kb("VmHWM") or 0) * 1024
+            with store.open("w"):
+                with measure(results, "write-roots"):
+                    for key, frame in samples.items():
+                        store.write(classes[key], frame)
+                del samples, frame
+                tables = {k: store.table_uri(k) for k in classes} if impl == "ours" else {}
+
+                def resolve(step: str, run_store: Any, run_bound: Any) -> None:
+                    """Time the store's resolve (best of ``repeat``), then the bound."""
+                    inc = timed(results, step, run_store, repeat)
+                    counts[step] = _counts(inc)
+                    if not verify:
+                        del inc  # not held while the bound runs
+                    if check:
+                        b = timed(results, f"bound {step}", run_bound, repeat)
+                        counts[f"bound {step}"] = [len(f) for f in b]
+                        if verify:
+                            which = 0 if step == "resolve-new" else 1
+                            _same(inc[which], b[which], step)
+
+                resolve(
+                    "resolve-new",
+                    lambda: store.resolve_update(leaf),
+                    lambda: bound_resolve(scenario, _loaded(tables), versions, leaf_exists=False),
+                )
+                new = store.resolve_update(leaf).new  # untimed: the frame step 3 writes
+                with measure(results, "write-leaf"):
+                    store.write(leaf, new)
+                del new
+
+                with measure(results, "rewrite-10%"):
+                    store.write(classes["video"], changed)
+                del changed
+
+                resolve(
+                    "resolve-stale",
+                    lambda: store.resolve_update(leaf),
+                    lambda: bound_resolve(scenario, _loaded(tables), versions, leaf_exists=True),
+                )
+                if partitioned:
+                    resolve(
+                        "resolve-1-part",
+                        lambda: store.resolve_update(leaf, global_filters=part_filter),
+                        lambda: bound_resolve(scenario, _loaded(tables), versions, True, PARTITION),
+                    )
+    finally:
+        if not args.get("keep"):
+            shutil.rmtree(root, ignore_errors=True)
+    # clear_refs also resets ru_maxrss: the run peak is the largest of the measured peaks
+    peaks = [r["peak"] for r in results.values() if isinstance(r, dict)]
+    results["run_peak"] = max(
+        [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, results["gen_peak"], *peaks]
+    )
+    for step, c in counts.items():
+        results[step]["counts"] = c
+    return {**args, "results": results}
+
+
+def _loaded(tables: dict[str, str]) -> dict[str, Any]:
+    """The tables opened by the bound (one log replay each, inside the timed region)."""
+    from deltalake import DeltaTable
+
+    return {k: DeltaTable(v) for k, v in tables.items() if os.path.exists(v)}
+
+
+def run_in_subprocess(args: dict[str, Any]) -> dict[str, Any]:
+    root = Path(args["root"])
+    try:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(args)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if proc.returncode != 0:
+        return {**args, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", "stderr": proc.stderr[-4000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- report
+def machine() -> str:
+    import deltalake
+
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {mem:.1f} GiB RAM; "
+        f"Python {platform.python_version()}, polars {pl.__version__}, deltalake "
+        f"{deltalake.__version__}; {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
+
+
+def _gb(b: float | None) -> str:
+    return "—" if b is None else f"{b / 1e9:.2f}"
+
+
+def _s(x: float | None) -> str:
+    return "—" if x is None else (f"{x:.3f}" if x < 1 else f"{x:.2f}")
+
+
+def report(scenario: str, n: int, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown table of one scenario/size: ours, Metaxy, bound, target, met?"""
+    ours = runs.get("ours", {}).get("results", {})
+    mxo = runs.get("metaxy", {}).get("results", {})
+    ref = METAXY_REFERENCE.get((scenario, n), {})
+    steps = [s for s in STEPS if s in ours or s in mxo]
+    lines = [
+        f"**{scenario}, {fmt_size(n)} rows**",
+        "",
+        "| step | ours s | ours peak GB | Metaxy s | Metaxy peak GB | bound s | bound peak GB "
+        "| target (issue) | met? | new / stale / orphaned |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in steps:
+        o, m, b = ours.get(step, {}), mxo.get(step, {}), ours.get(f"bound {step}", {})
+        target, met = "", ""
+        if step in ref:
+            target = f"≤ {ref[step] / 2:.2f} s (½ of {ref[step]})"
+            if step == "resolve-stale" and n >= 10_000_000:
+                target = f"≤ {ref[step] / 3:.2f} s (⅓ of {ref[step]})"
+            limit = ref[step] / (3 if step == "resolve-stale" and n >= 10_000_000 else 2)
+            met = "yes" if o.get("s") is not None and o["s"] <= limit else "**no**"
+        if step == "resolve-1-part" and "resolve-stale" in ours and o:
+            whole = ours["resolve-stale"]["s"]
+            target = f"≤ 5 % of whole ({0.05 * whole:.3f} s)"
+            met = f"{'yes' if o['s'] <= 0.05 * whole else '**no**'} ({100 * o['s'] / whole:.1f} %)"
+        counts = o.get("counts") or m.get("counts")
+        lines.append(
+            f"| {step} | {_s(o.get('s'))} | {_gb(o.get('peak'))} | {_s(m.get('s'))} | "
+            f"{_gb(m.get('peak'))} | {_s(b.get('s'))} | {_gb(b.get('peak'))} | {target} | {met} | "
+            f"{' / '.join(map(str, counts)) if counts else ''} |"
+        )
+    peak_target, peak_met = "", ""
+    if "peak_gb" in ref:
+        limit = ref["peak_gb"] / 4 * 1e9
+        stale_peak = ours.get("resolve-stale", {}).get("peak")
+        peak_target = f"resolve-stale peak ≤ {ref['peak_gb'] / 4:.2f} GB (¼ of {ref['peak_gb']})"
+        peak_met = "yes" if stale_peak is not None and stale_peak <= limit else "**no**"
+    lines.append(
+        f"| run peak | | {_gb(ours.get('run_peak'))} | | {_gb(mxo.get('run_peak'))} "
+        f"| | | {peak_target} | {peak_met} | |"
+    )
+    for impl, run in runs.items():
+        if "error" in run:
+            lines.append(f"\n{impl} failed: `{run['error']}`")
+    mismatch = [
+        s for s in RESOLVE_STEPS
+        if s in ours and f"bound {s}" in ours and ours[s]["counts"] != ours[f"bound {s}"]["counts"]
+    ]  # fmt: skip
+    if mismatch:
+        lines.append(f"\nbound counts differ from ours on {mismatch}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100k,1M", help="comma-separated, e.g. 100k,1M,10M")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--impls", default="ours,metaxy", help="ours (+ bound), metaxy")
+    parser.add_argument(
+        "--metaxy-max", default="1M", help="largest size Metaxy runs at (default 1M)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None,
+        help="runs of each resolve step, best reported (default 3 up to 1M rows, else 1)",
+    )
+    parser.add_argument("--no-bound", action="store_true", help="skip the raw-Polars bound")
+    parser.add_argument("--keep", action="store_true", help="keep the Delta tables (debugging)")
+    parser.add_argument("--json", default=None, help="append raw results (JSON lines) to this file")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ns = parser.parse_args(argv)
+    if ns.worker is not None:
+        print(json.dumps(worker(json.loads(ns.worker))))
+        return
+
+    sizes = [parse_size(s) for s in ns.sizes.split(",") if s.strip()]
+    scenarios = [s.strip() for s in ns.scenarios.split(",") if s.strip()]
+    impls = [s.strip() for s in ns.impls.split(",") if s.strip()]
+    metaxy_max = parse_size(ns.metaxy_max)
+    print(machine(), flush=True)
+    DATA_DIR.mkdir(exist_ok=True)
+    for n in sizes:
+        for scenario in scenarios:
+            runs: dict[str, dict[str, Any]] = {}
+            for impl in impls:
+                if impl == "metaxy" and n > metaxy_max:
+                    continue
+                args = {
+                    "scenario": scenario, "n": n, "impl": impl, "bound": not ns.no_bound, "repeat": ns.repeat,
+                    "keep": ns.keep,
+                    "root": str(DATA_DIR / f"{scenario}-{fmt_size(n)}-{impl}-{os.getpid()}"),
+                }  # fmt: skip
+                t0 = time.perf_counter()
+                runs[impl] = run_in_subprocess(args)
+                runs[impl]["wall"] = time.perf_counter() - t0
+                if "error" in runs[impl]:
+                    print(f"# {scenario} {fmt_size(n)} {impl} failed:\n{runs[impl]['stderr']}", flush=True)
+                if ns.json:
+                    with open(ns.json, "a") as f:
+                        f.write(json.dumps(runs[impl]) + "\n")
+            print()
+            print("\n".join(report(scenario, n, runs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
