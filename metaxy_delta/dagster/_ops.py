@@ -174,7 +174,8 @@ def optimize_metadata(
 ) -> dg.Output[dict[str, Any]]:
     """Run ``store.optimize`` and log the metrics Delta returns per feature."""
     with metaxy_store.open("w"):
-        metrics = metaxy_store.optimize(_features(config.features), z_order=config.z_order or None)
+        features = _features(metaxy_store, config.features)
+        metrics = metaxy_store.optimize(features, z_order=config.z_order or None)
     for feature, values in metrics.items():
         context.log.info(
             f"Optimized {feature}: {values.get('numFilesRemoved', 0)} files compacted into "
@@ -197,7 +198,7 @@ def vacuum_metadata(
     """Run ``store.vacuum`` and log the files removed (or, for a dry run, removable)."""
     with metaxy_store.open("w"):
         metrics = metaxy_store.vacuum(
-            _features(config.features),
+            _features(metaxy_store, config.features),
             retention_hours=config.retention_hours,
             dry_run=config.dry_run,
             enforce_retention_duration=config.enforce_retention_duration,
@@ -265,8 +266,33 @@ def build_maintenance_job(
     return _job
 
 
-def _features(features: Sequence[str]) -> list[FeatureKey] | None:
-    return [coerce_to_feature_key(f) for f in features] or None
+def _features(store: DeltaMetadataStore, features: Sequence[str]) -> list[FeatureKey] | None:
+    """The configured feature keys (``None`` = every stored feature), all checked up front.
+
+    Every key must be valid and have a table in ``store`` (which must be open) *before* the
+    first table is touched: the store methods process features one by one, so an unknown
+    feature listed after a valid one used to fail the op only after the valid table had
+    already been optimized/vacuumed.
+
+    Raises:
+        dagster.Failure: Invalid keys or features without a table (all listed).
+    """
+    keys: list[FeatureKey] = []
+    problems: list[str] = []
+    for text in features:
+        try:
+            key = coerce_to_feature_key(text)
+        except ValueError as err:
+            problems.append(f"{text!r}: invalid feature key ({err})")
+            continue
+        if not store.has_feature(key):
+            problems.append(f"{key.to_string()!r}: no table in {store.display()}")
+            continue
+        keys.append(key)
+    if problems:
+        msg = "Unknown features, nothing was changed: " + "; ".join(problems)
+        raise dg.Failure(description=msg)
+    return keys or None
 
 
 def _maintenance_output(metrics: dict[str, dict[str, Any]]) -> dg.Output[dict[str, Any]]:
