@@ -37,6 +37,33 @@ _ATTRIBUTE_NAMES = frozenset(inspect.signature(dg.AssetSpec.replace_attributes).
 _MERGED_ATTRIBUTES = frozenset({"tags", "metadata"})
 
 
+
+def _wire_added_deps(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """Map the ``Nothing`` inputs that ``map_asset_specs`` added for new deps to their asset keys.
+
+    Dagster 1.13's ``map_asset_specs`` adds one ``Nothing`` input per new dep to the op but leaves
+    ``keys_by_input_name`` unchanged, so the deps show in the asset graph while jobs do not order
+    the steps by them (a downstream step could run before its upstream in the same run).
+    """
+    if not asset.is_executable:
+        return asset
+    mapping = dict(asset.node_keys_by_input_name)
+    missing = [name for name in asset.op.input_dict if name not in mapping]
+    if not missing:
+        return asset
+    from dagster._core.definitions.assets.definition.assets_definition import (
+        stringify_asset_key_to_input_name,
+    )
+
+    by_name = {
+        stringify_asset_key_to_input_name(dep.asset_key): dep.asset_key
+        for spec in asset.specs
+        for dep in spec.deps
+    }
+    mapping.update({name: by_name[name] for name in missing if name in by_name})
+    attributes = asset.get_attributes_dict()
+    return asset.__class__.dagster_internal_init(**{**attributes, "keys_by_input_name": mapping})
+
 class metaxify:  # noqa: N801 - a decorator, named like Metaxy's
     """Inject a Metaxy feature's facts into Dagster assets that name it.
 
@@ -160,7 +187,7 @@ class metaxify:  # noqa: N801 - a decorator, named like Metaxy's
         }
         if replacements:
             asset = asset.with_attributes(asset_key_replacements=replacements)
-        return asset.map_asset_specs(self._enrich)
+        return _wire_added_deps(asset.map_asset_specs(self._enrich))
 
     # ------------------------------------------------------------------ per spec
 
