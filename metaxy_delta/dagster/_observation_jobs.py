@@ -81,7 +81,8 @@ def build_metaxy_observation_job(
 
     The job has the asset's ``partitions_def`` (an ``AssetSpec``'s own one too — Metaxy 0.1.11
     dropped it). Two specs of the same feature get distinct names (the second uses its asset
-    key) instead of clashing.
+    key) instead of clashing. Its single op is ``<job name>_op`` (Metaxy's op name equalled the
+    job name for the usual asset key = feature key, which ``dg.Definitions`` rejects).
 
     Raises:
         TypeError: ``asset`` is neither an ``AssetSpec`` nor an ``AssetsDefinition``.
@@ -112,7 +113,10 @@ def build_metaxy_observation_job(
         if name in names:
             name = f"observe_{spec.key.to_python_identifier()}"
         names.add(name)
-        op = _single_observation_op(f"observe_{spec.key.to_python_identifier()}", spec, store_resource_key)
+        # The op is named after the job, not ``observe_<asset key>`` as in Metaxy 0.1.11: the
+        # asset key usually *is* the feature key, so that op name equalled the job (graph)
+        # name and Dagster rejected the job inside ``Definitions`` ("Conflicting definitions").
+        op = _single_observation_op(f"{name}_op", spec, store_resource_key)
 
         @dg.job(
             name=name,

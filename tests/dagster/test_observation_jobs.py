@@ -81,6 +81,12 @@ def test_single_observation_jobs_of_multi_asset(features: Any) -> None:
 
     jobs = mxd.build_metaxy_observation_job(both)
     assert [j.name for j in jobs] == ["observe_test__root", "observe_test__down"]
+    # the jobs load in a code location: Metaxy named the op like the job (asset key = feature
+    # key), which Dagster rejects as conflicting definitions
+    multi = mxd.build_metaxy_multi_observation_job("observe_both", assets=[both])
+    resources = {"store": mxd.MetaxyStoreResource(root_path="unused")}
+    resolved = dg.Definitions(assets=[both], jobs=[*jobs, multi], resources=resources).resolve_all_job_defs()
+    assert {"observe_test__root", "observe_test__down", "observe_both"} <= {j.name for j in resolved}
     with pytest.raises(ValueError, match="no specs with 'metaxy/feature' metadata"):
         mxd.build_metaxy_observation_job(dg.AssetSpec("plain"))
     with pytest.raises(TypeError, match="Expected AssetSpec or AssetsDefinition"):
