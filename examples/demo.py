@@ -325,9 +325,16 @@ def main(root: str | Path | None = None) -> DemoResult:
 
         print("\n9. metadata of the last materialization (2024-01-03, after the bump)")
         _table(
-            ["feature", "rows (table)", "rows written", "Delta version", "data version"],
+            ["feature", "rows (table)", "rows (day)", "rows written", "Delta version", "data version (day)"],
             [
-                [key, md.get("dagster/row_count"), md.get("metaxy/rows_written"), md.get("metaxy/delta_version"), md.get("data_version")]
+                [
+                    key,
+                    md.get("dagster/row_count"),
+                    md.get("dagster/partition_row_count"),
+                    md.get("metaxy/rows_written"),
+                    md.get("metaxy/delta_version"),
+                    md.get("data_version"),
+                ]
                 for key, md in result.materializations.items()
             ],
         )

@@ -276,11 +276,10 @@ METAXY_ASSETS = [raw_videos, transcripts, scenes, channel_stats]
 video_pipeline = dg.define_asset_job(
     "video_pipeline",
     selection=dg.AssetSelection.assets(*METAXY_ASSETS),
-    partitions_def=daily,
     description="Materialize one day: uploads, transcripts, scenes and channel stats (only what changed).",
 )
 report_job = dg.define_asset_job("channel_report", selection=dg.AssetSelection.assets(channel_leaderboard))
-observe_labels = dg.define_asset_job("observe_labels", selection=dg.AssetSelection.keys(video_labels.key))
+observe_labels = dg.define_asset_job("observe_labels", selection=dg.AssetSelection.assets(video_labels.key))
 
 
 @dg.job(description="Delete rows of one feature matching SQL filters (soft by default).")
