@@ -289,6 +289,7 @@ class DeltaTableRef:
         retention_hours: float | None = None,
         dry_run: bool = True,
         enforce_retention_duration: bool = True,
+        full: bool = True,
     ) -> dict[str, Any]:
         """Delete data files that no version inside the retention window references.
 
@@ -297,6 +298,9 @@ class DeltaTableRef:
                 hours); default: the table's ``delta.deletedFileRetentionDuration`` (7 days).
             dry_run: Only list the files (default).
             enforce_retention_duration: Refuse a retention below the table's minimum.
+            full: Also delete files no commit ever referenced (the parquet files of a writer
+                that died before its commit), once older than the retention window. delta-rs's
+                own default (``False``, "lite") only deletes files removed by a commit.
 
         Returns:
             ``{"dry_run", "files" (relative paths), "num_files", "version"}``. delta-rs lists
@@ -311,6 +315,7 @@ class DeltaTableRef:
                 dry_run=dry_run,
                 enforce_retention_duration=enforce_retention_duration,
                 commit_properties=_commit_properties(None, DEFAULT_MAX_COMMIT_RETRIES),
+                full=full,
             )
             relative = sorted({_relative_to(path, table.table_uri) for path in files})
             version = table.version()
@@ -425,12 +430,19 @@ class DeltaTableRef:
         return table
 
     def _version_of_txn(self, txn_id: str) -> int:
-        """Version of the commit whose info carries ``txn_id`` (searched newest first)."""
+        """Version of the commit whose info carries ``txn_id`` (only for a table just created).
+
+        The version is the commit's position in the full history, not its ``"version"`` field:
+        delta-rs 1.6 lists every commit in the log, also those made by other writers after the
+        snapshot was loaded, but labels them counting down from the snapshot's version (and
+        ignores ``limit`` then), so under concurrent writers the labels can be off (even
+        negative). A table created by this write still has its whole log from version 0.
+        """
         table = self._require()
-        for limit in (16, None):
-            for entry in table.history(limit):
-                if entry.get(TXN_ID_KEY) == txn_id:
-                    return int(entry["version"])
+        entries = table.history()
+        for position, entry in enumerate(entries):
+            if entry.get(TXN_ID_KEY) == txn_id:
+                return len(entries) - 1 - position
         msg = f"commit {txn_id} not found in the history of Delta table {self.uri}"
         raise MetadataStoreError(msg)
 

@@ -125,12 +125,14 @@ class DeltaMetadataStore(WriteMixin):
         retention_hours: float | None = None,
         dry_run: bool = False,
         enforce_retention_duration: bool = True,
+        full: bool = True,
     ) -> dict[str, dict[str, Any]]:
         """Remove data files that no version inside the retention window needs.
 
         ``retention_hours`` defaults to the table's ``delta.deletedFileRetentionDuration``
-        (7 days); shorter windows need ``enforce_retention_duration=False``. Returns metrics
-        per feature (``files``, ``num_files``, ``dry_run``).
+        (7 days); shorter windows need ``enforce_retention_duration=False``. ``full`` (default)
+        also removes files no commit references, e.g. those of a writer killed before its
+        commit. Returns metrics per feature (``files``, ``num_files``, ``dry_run``).
         """
         self._require_open()
         return {
@@ -138,6 +140,7 @@ class DeltaMetadataStore(WriteMixin):
                 retention_hours=retention_hours,
                 dry_run=dry_run,
                 enforce_retention_duration=enforce_retention_duration,
+                full=full,
             )
             for k in self._features(feature)
         }

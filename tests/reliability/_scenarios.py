@@ -84,7 +84,12 @@ def concurrent_appends(
             version = store.version(KEY)
             assert version == commits - 1, f"version {version}, expected {commits - 1}"
             returned = sorted(v for r in results for v in r["versions"])
-            assert returned == list(range(commits)), "write() versions are not one per commit"
+            assert returned == list(range(commits)), (
+                "write() versions are not one per commit: repeated "
+                f"{sorted(v for v, n in Counter(returned).items() if n > 1)}, "
+                f"never returned {sorted(set(range(commits)) - set(returned))}, "
+                f"out of range {sorted(set(returned) - set(range(commits)))}"
+            )
             history = store.history(KEY)
             operations = Counter(h["operation"] for h in history)
             assert operations == Counter({"WRITE": commits}), operations
