@@ -74,6 +74,39 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
             )
 
 
+def _compatible(written: pl.DataType, stored: pl.DataType) -> bool:
+    """Whether values of dtype ``written`` may be appended to a column stored as ``stored``.
+
+    Equal types, all-null columns, integer/float widening and struct columns (``schema_mode=
+    "merge"`` adds subfields) are fine; anything else would be cast or mangled by delta-rs.
+    """
+    if written == stored or isinstance(written, pl.Null):
+        return True
+    if written.is_integer() and (stored.is_integer() or stored.is_float()):
+        return True
+    if written.is_float() and stored.is_float():
+        return True
+    if isinstance(written, pl.Datetime) and isinstance(stored, pl.Datetime):
+        return True
+    if isinstance(written, pl.Struct) and isinstance(stored, pl.Struct):
+        return True
+    if isinstance(written, (pl.List, pl.Array)) and isinstance(stored, (pl.List, pl.Array)):
+        return _compatible(written.inner, stored.inner)  # type: ignore[arg-type]
+    return False
+
+
+def check_stored_dtypes(frame: pl.DataFrame, stored: pl.Schema, key: object) -> None:
+    """Raise :class:`MetadataSchemaError` if a column of ``frame`` does not fit the table."""
+    for column, dtype in frame.schema.items():
+        if column in stored and not _compatible(dtype, stored[column]):
+            raise MetadataSchemaError(
+                f"cannot write {key}: column {column!r} is {dtype}, but the stored table has "
+                f"{stored[column]}; cast it before writing",
+                feature=key,
+                column=column,
+            )
+
+
 def stamp_system_columns(
     frame: pl.DataFrame,
     plan: FeaturePlan,

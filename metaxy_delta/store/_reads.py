@@ -9,8 +9,9 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from metaxy_delta.errors import FeatureNotFoundError
+from metaxy_delta.errors import FeatureNotFoundError, FilterParseError
 from metaxy_delta.filters import ParsedFilter, parse_filter
+from metaxy_delta.filters._ir import And, Column, Not, Or
 from metaxy_delta.models.constants import (
     ALL_SYSTEM_COLUMNS,
     METAXY_DELETED_AT,
@@ -41,6 +42,61 @@ def filter_columns(item: FilterLike) -> frozenset[str] | None:
         return frozenset(compliant.native.meta.root_names())
     except Exception:  # noqa: BLE001 - unknown shape: do not push the filter down
         return None
+
+
+def check_filters(key: Any, items: Sequence[FilterLike], schema: pl.Schema) -> None:
+    """Raise :class:`FilterParseError` for a SQL filter that cannot apply to the table.
+
+    Catches, before any data is read or anything is deleted: unknown columns, literals whose
+    type cannot be compared with the column (``seq = 'a'`` on an integer column) and
+    conditions that are not boolean (a bare integer column). Narwhals expressions are the
+    caller's own code and are not checked.
+    """
+    empty = pl.LazyFrame(schema=schema)
+    for item in items:
+        if not isinstance(item, (str, ParsedFilter)):
+            continue
+        parsed = parse_filter(item) if isinstance(item, str) else item
+        unknown = sorted(parsed.columns - set(schema))
+        if unknown:
+            raise FilterParseError(
+                f"filter {parsed.source!r} on {key} references unknown column {unknown[0]!r} "
+                f"(columns: {list(schema)})",
+                source=parsed.source,
+            )
+        for column in sorted(_bare_columns(parsed.predicate)):
+            if schema[column] not in (pl.Boolean, pl.Null):
+                raise FilterParseError(
+                    f"filter {parsed.source!r} on {key} uses column {column!r} as a condition, "
+                    f"but it is {schema[column]}, not boolean; compare it with a value",
+                    source=parsed.source,
+                )
+        try:
+            result = nw.from_native(empty).select(parsed.to_expr().alias("match"))
+            dtype = result.to_native().collect().schema["match"]
+        except Exception as err:  # noqa: BLE001 - Polars type errors, re-raised as ours
+            detail = str(err).strip().splitlines()[0]
+            raise FilterParseError(
+                f"filter {parsed.source!r} does not fit the columns of {key} "
+                f"({detail}); check the literal types",
+                source=parsed.source,
+            ) from err
+        if dtype not in (pl.Boolean, pl.Null):
+            raise FilterParseError(
+                f"filter {parsed.source!r} on {key} is not a boolean condition (it is {dtype})",
+                source=parsed.source,
+            )
+
+
+def _bare_columns(node: Any) -> set[str]:
+    """Columns used directly as conditions (``flag``, ``NOT flag``, ``a = 1 OR flag``)."""
+    if isinstance(node, Column):
+        return {node.name}
+    if isinstance(node, Not):
+        return _bare_columns(node.operand)
+    if isinstance(node, (And, Or)):
+        return set().union(*(_bare_columns(child) for child in node.operands))
+    return set()
 
 
 def normalise_filters(filters: FilterLike | Sequence[FilterLike] | None) -> list[FilterLike]:
@@ -125,7 +181,9 @@ class ReadMixin(StoreBase):
             )
         pushed, after = [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
-        for item in normalise_filters(filters):
+        items = normalise_filters(filters)
+        check_filters(key, items, lf.collect_schema())
+        for item in items:
             cols = filter_columns(item)
             (pushed if cols is not None and cols <= pushable else after).append(_as_expr(item))
         if scoped_version is not None:

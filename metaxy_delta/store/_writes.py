@@ -19,8 +19,20 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.models.keys import FeatureKey
 from metaxy_delta.store._base import log
-from metaxy_delta.store._frames import TIMESTAMP, latest_rows, stamp_system_columns, validate_frame
-from metaxy_delta.store._reads import FilterLike, ReadMixin, _as_expr, normalise_filters
+from metaxy_delta.store._frames import (
+    TIMESTAMP,
+    check_stored_dtypes,
+    latest_rows,
+    stamp_system_columns,
+    validate_frame,
+)
+from metaxy_delta.store._reads import (
+    FilterLike,
+    ReadMixin,
+    _as_expr,
+    check_filters,
+    normalise_filters,
+)
 from metaxy_delta.store._table import DeltaTableRef
 from metaxy_delta.versioning import as_polars_lazy
 
@@ -47,20 +59,22 @@ class DeleteResult:
     metrics: Mapping[str, Any]
 
 
-def next_timestamp(table: DeltaTableRef) -> tuple[datetime, bool]:
+def next_timestamp(table: DeltaTableRef) -> tuple[datetime, pl.Schema | None]:
     """``now()``, but strictly after the table's latest commit (commit order beats clocks).
 
-    Also returns whether the table exists, saving a second log replay.
+    Also returns the stored schema (``None`` if the table does not exist), saving a second log
+    replay.
     """
     now = datetime.now(timezone.utc)
     loaded = table.load()
     if loaded is None:
-        return now, False
+        return now, None
+    schema = pl.scan_delta(loaded).collect_schema()
     last = loaded.history(1)
     if not last:
-        return now, True
+        return now, schema
     committed = datetime.fromtimestamp(last[0]["timestamp"] / 1000, tz=timezone.utc)
-    return max(now, committed + timedelta(milliseconds=1)), True
+    return max(now, committed + timedelta(milliseconds=1)), schema
 
 
 class WriteMixin(ReadMixin):
@@ -92,7 +106,7 @@ class WriteMixin(ReadMixin):
         frame = as_polars_lazy(df).collect()
         validate_frame(frame, plan, allow_duplicates=with_sample_history)
         table = self._table(key)
-        timestamp, exists = next_timestamp(table)
+        timestamp, stored = next_timestamp(table)
         stamped = stamp_system_columns(
             frame,
             plan,
@@ -106,7 +120,11 @@ class WriteMixin(ReadMixin):
             hash_length=self.hash_truncation_length,
             preserve_feature_version=preserve_feature_version,
         )
-        return self._append(key, table, stamped, materialization_id, partition_by, exists=exists)
+        if stored is not None:
+            check_stored_dtypes(stamped, stored, key)
+        return self._append(
+            key, table, stamped, materialization_id, partition_by, exists=stored is not None
+        )
 
     def _append(
         self,
@@ -174,10 +192,12 @@ class WriteMixin(ReadMixin):
         items = normalise_filters(filters)
         parsed = [parse_filter(i) if isinstance(i, str) else i for i in items]
         table = self._table(key)
-        if not table.exists():
+        stored = table.scan()
+        if stored is None:
             raise FeatureNotFoundError(
                 f"cannot delete from {key}: table {table.uri} does not exist", keys=[key]
             )
+        check_filters(key, parsed, stored.collect_schema())
         if soft:
             return self._soft_delete(key, table, parsed, with_feature_history)
         return self._hard_delete(key, table, parsed, with_feature_history)
