@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -35,6 +36,11 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("writer", "seq", "metaxy_updated_at")
 
 
+def _history(store: Any, version: int) -> pl.DataFrame:
+    """Every row of ``version`` (sample history), sorted."""
+    return _sorted(store.read(KEY, version=version, with_sample_history=True).collect().to_native())
+
+
 @pytest.mark.slow
 def test_sigkill_during_large_write_leaves_last_commit(tmp_path: Path) -> None:
     root = str(tmp_path / "store")
@@ -44,7 +50,7 @@ def test_sigkill_during_large_write_leaves_last_commit(tmp_path: Path) -> None:
         store.write(KEY, events(1, list(range(100))))
         store.write(KEY, events(2, list(range(50))))
         committed = store.version(KEY)
-        before = {v: _sorted(store.read(KEY, version=v, with_sample_history=True).collect().to_native()) for v in range(committed + 1)}
+        before = {v: _history(store, v) for v in range(committed + 1)}
     table_dir = Path(store.table_uri(KEY))
     known_files, known_commits = _parquet_files(table_dir), _commit_files(table_dir)
 
@@ -94,8 +100,7 @@ def test_sigkill_during_large_write_leaves_last_commit(tmp_path: Path) -> None:
 
         # every committed version still reads, unchanged
         for version, frame in before.items():
-            again = _sorted(store.read(KEY, version=version, with_sample_history=True).collect().to_native())
-            assert again.equals(frame), f"version {version} changed after vacuum"
+            assert _history(store, version).equals(frame), f"version {version} changed after vacuum"
         final = store.read(KEY, with_sample_history=True).collect().to_native()
         assert final.height == 160 and final.filter(pl.col("writer") == 0).height == 0
     print(f"crash: {BIG_ROWS} rows killed after {len(new_files)} file(s) seen; {len(orphans)} orphan(s) vacuumed")

@@ -111,9 +111,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[Any, Attempts, Any]]:
 
 def _rows(day: str, ids: list[int], tag: str = "v1") -> pl.DataFrame:
     names = [f"{day}-{i}" for i in ids]
-    return pl.DataFrame(
-        {"sample_id": names, "date": [day] * len(names), "metaxy_provenance_by_field": [{"default": f"{tag}-{n}"} for n in names]}
-    )
+    provenance = [{"default": f"{tag}-{n}"} for n in names]
+    return pl.DataFrame({"sample_id": names, "date": [day] * len(names), "metaxy_provenance_by_field": provenance})
 
 
 def _live(store: Any, key: str, day: str) -> list[str]:

@@ -156,7 +156,8 @@ INJECTIONS = [
     ")",
 ]
 ADVERSARIAL = st.builds(lambda base, tail: base + tail, st.sampled_from(NO_MATCH), st.sampled_from(INJECTIONS))
-TOKENS = list("seqkindwrt_ =<>!'\"();-/*%,.0123456789") + [" AND ", " OR ", " NOT ", " IN ", " SELECT ", " NULL ", "seq", "kind", "part"]
+TOKENS = list("seqkindwrt_ =<>!'\"();-/*%,.0123456789")
+TOKENS += [" AND ", " OR ", " NOT ", " IN ", " SELECT ", " NULL ", "seq", "kind", "part"]
 SQLISH = st.lists(st.sampled_from(TOKENS), max_size=15).map("".join)
 
 

@@ -10,6 +10,7 @@ bucket and the setting to fix.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -71,8 +72,6 @@ def _expected(*batches: tuple[int, range]) -> list[tuple[int, int]]:
 
 
 def _outcomes(proxy: FaultProxy, pattern: str) -> list[Any]:
-    import re
-
     return [outcome for method, path, outcome in proxy.log() if method == "PUT" and re.search(pattern, path)]
 
 
