@@ -50,6 +50,7 @@ class StoreBase:
         materialization_id: str | None = None,
         name: str | None = None,
         max_commit_retries: int = 100,
+        checkpoint_interval: int | None = 10,
         versioning_engine: str = "polars",
         **_ignored: Any,
     ) -> None:
@@ -66,6 +67,7 @@ class StoreBase:
         self._materialization_id = materialization_id
         self._name = name
         self.max_commit_retries = max_commit_retries
+        self.checkpoint_interval = checkpoint_interval
         self._modes: list[AccessMode] = []
         self._exit_stack: ExitStack | None = None
         self._config = None

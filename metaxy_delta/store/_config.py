@@ -2,7 +2,7 @@
 
 Field names are Metaxy's (``root_path``, ``storage_options``, ``layout``, ``hash_algorithm``,
 ``fallback_stores``, ``delta_write_options``), so a Metaxy ``metaxy.toml`` validates unchanged;
-``partition_by`` and ``max_commit_retries`` are ours.
+``partition_by``, ``max_commit_retries`` and ``checkpoint_interval`` are ours.
 """
 
 from __future__ import annotations
@@ -43,3 +43,5 @@ class DeltaMetadataStoreConfig(BaseModel):
     """Delta partition columns: a list for every feature that has them, or per feature key."""
     max_commit_retries: int = Field(default=100, ge=0)
     """Commit-conflict retries per write (concurrent writers on one table)."""
+    checkpoint_interval: int | None = Field(default=10, ge=1)
+    """``delta.checkpointInterval`` of tables this store creates (``None``: delta-rs's 100)."""

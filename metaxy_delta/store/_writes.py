@@ -156,10 +156,24 @@ class WriteMixin(ReadMixin):
                 "metaxy.feature": key.to_string(),
                 "metaxy.materialization_id": mid or self.materialization_id,
             },
-            write_options=self.delta_write_options,
+            write_options=self._write_options(exists),
         )
         log.info("wrote %d rows of %s to %s (version %s)", frame.height, key, table.uri, version)
         return WriteResult(key, table.uri, version, frame.height)
+
+    def _write_options(self, exists: bool) -> dict[str, Any]:
+        """``delta_write_options``; a new table also gets ``delta.checkpointInterval``.
+
+        delta-rs checkpoints every 100 commits by default, so every write to a young table
+        replays up to 100 JSON commits (about 100 requests per write on S3, quadratic in the
+        number of writes). A checkpoint every ``checkpoint_interval`` commits keeps log replay
+        short; ``delta_write_options={"configuration": {...}}`` can set it otherwise.
+        """
+        options = dict(self.delta_write_options)
+        if not exists and self.checkpoint_interval:
+            default = {"delta.checkpointInterval": str(self.checkpoint_interval)}
+            options["configuration"] = {**default, **(options.get("configuration") or {})}
+        return options
 
     def write_multi(
         self, metadata: Mapping[Any, Any], materialization_id: str | None = None

@@ -38,6 +38,8 @@ class DeltaMetadataStore(WriteMixin):
         materialization_id: Default ``metaxy_materialization_id`` of writes (e.g. a run id).
         name: Name of the store in ``metaxy.toml``.
         max_commit_retries: delta-rs commit retries for concurrent writers.
+        checkpoint_interval: ``delta.checkpointInterval`` of the tables this store creates
+            (default 10; delta-rs's own default of 100 makes log replay on S3 slow).
     """
 
     def resolve_update(
