@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -467,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
     if ns.json:
+        Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
         with open(ns.json, "w") as f:
             json.dump({"machine": machine(), "results": results}, f, indent=1)
 
