@@ -199,7 +199,7 @@ def _latest(lf: pl.LazyFrame, columns: list[str], feature_version: str | None) -
     lf = lf.select(*columns, ts.alias("__ts"), pl.col(DELETED).is_null().alias("__live"))
     return (
         lf.filter(pl.col("__ts") == pl.col("__ts").max().over(ID))
-        .unique(subset=ID, keep="any")
+        .filter(pl.col(ID).is_first_distinct())
         .filter("__live")
         .drop("__ts", "__live")
     )
