@@ -25,7 +25,6 @@ environment) is plain ``http://``, ``AWS_ALLOW_HTTP=true`` is added unless alrea
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -40,14 +39,12 @@ from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
 
 from metaxy_delta.errors import MetadataStoreError, TableNotFoundError
+from metaxy_delta.store._commits import DEFAULT_ATTEMPTS, DEFAULT_MAX_COMMIT_RETRIES, commit_properties
+from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
 
 TXN_ID_KEY = "metaxy_delta.txn_id"
 """Commit-info key holding the unique id :meth:`DeltaTableRef.append` gives each write."""
-DEFAULT_MAX_COMMIT_RETRIES = 100
-"""delta-rs internal commit retries per operation (delta-rs's own default is 15)."""
-DEFAULT_ATTEMPTS = 5
-"""Whole-operation attempts when ``CommitFailedError`` escapes the internal retries."""
 _MANAGED_WRITE_KEYS = frozenset(
     {"table_or_uri", "data", "mode", "storage_options", "commit_properties", "predicate"}
 )
@@ -57,7 +54,7 @@ FrameLike = pa.Table | pa.RecordBatch | pa.RecordBatchReader | pl.DataFrame
 
 
 @dataclass(frozen=True)
-class DeltaTableRef:
+class DeltaTableRef(MaintenanceMixin):
     """One Delta table, addressed by URI; stateless, hashable by URI and pickleable.
 
     Args:
@@ -272,7 +269,7 @@ class DeltaTableRef:
             TableNotFoundError: The table does not exist.
             CommitConflictError: Every attempt lost to concurrent commits.
         """
-        commit = _commit_properties(commit_metadata, max_commit_retries)
+        commit = commit_properties(commit_metadata, max_commit_retries)
 
         def delete_once() -> tuple[int, dict[str, Any]]:
             table = self._require()
@@ -282,94 +279,6 @@ class DeltaTableRef:
         return self._retrying("delete from", delete_once, max_attempts)
 
     # ------------------------------------------------------------------ maintenance
-
-    def vacuum(
-        self,
-        *,
-        retention_hours: float | None = None,
-        dry_run: bool = True,
-        enforce_retention_duration: bool = True,
-        full: bool = True,
-    ) -> dict[str, Any]:
-        """Delete data files that no version inside the retention window references.
-
-        Args:
-            retention_hours: Keep files removed less than this long ago (rounded *up* to whole
-                hours); default: the table's ``delta.deletedFileRetentionDuration`` (7 days).
-            dry_run: Only list the files (default).
-            enforce_retention_duration: Refuse a retention below the table's minimum.
-            full: Also delete files no commit ever referenced (the parquet files of a writer
-                that died before its commit), once older than the retention window. delta-rs's
-                own default (``False``, "lite") only deletes files removed by a commit.
-
-        Returns:
-            ``{"dry_run", "files" (relative paths), "num_files", "version"}``. delta-rs lists
-            tombstoned files again on later runs even if already deleted, so ``files`` is an
-            upper bound of what was physically removed.
-        """
-        hours = None if retention_hours is None else math.ceil(retention_hours)
-        table = self._require()
-        with self._errors("vacuum"):
-            files = table.vacuum(
-                retention_hours=hours,
-                dry_run=dry_run,
-                enforce_retention_duration=enforce_retention_duration,
-                commit_properties=_commit_properties(None, DEFAULT_MAX_COMMIT_RETRIES),
-                full=full,
-            )
-            relative = sorted({_relative_to(path, table.table_uri) for path in files})
-            version = table.version()
-        return {
-            "dry_run": dry_run,
-            "files": relative,
-            "num_files": len(relative),
-            "version": version,
-        }
-
-    def optimize(
-        self,
-        *,
-        z_order: Sequence[str] | None = None,
-        partition_filters: list[tuple[str, str, Any]] | None = None,
-        target_size: int | None = None,
-        max_commit_retries: int = DEFAULT_MAX_COMMIT_RETRIES,
-        commit_metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Compact small files, or Z-order them by the ``z_order`` columns; rows are unchanged.
-
-        Args:
-            z_order: Columns to Z-order by; bin-packing compaction when ``None``.
-            partition_filters: Only these partitions, e.g. ``[("date", "=", "2024-01-06")]``.
-            target_size: Target file size in bytes (default: ``delta.targetFileSize``).
-            max_commit_retries: delta-rs internal retries on concurrent commits.
-            commit_metadata: Extra commit-info keys.
-
-        Returns:
-            delta-rs metrics (``numFilesAdded``, ``numFilesRemoved``, ...) plus ``version``
-            (no commit is made when there is nothing to compact).
-        """
-        commit = _commit_properties(commit_metadata, max_commit_retries)
-        kwargs: dict[str, Any] = {
-            "partition_filters": partition_filters,
-            "target_size": target_size,
-        }
-
-        def optimize_once() -> dict[str, Any]:
-            table = self._require()
-            if z_order:
-                metrics = table.optimize.z_order(list(z_order), commit_properties=commit, **kwargs)
-            else:
-                metrics = table.optimize.compact(commit_properties=commit, **kwargs)
-            return {**metrics, "version": table.version()}
-
-        return self._retrying("optimize", optimize_once, DEFAULT_ATTEMPTS)
-
-    def checkpoint(self) -> int:
-        """Write ``_delta_log/<v>.checkpoint.parquet`` for the latest version; return ``v``."""
-        table = self._require()
-        with self._errors("checkpoint"):
-            table.create_checkpoint()
-            return table.version()
 
     # ------------------------------------------------------------------ internals
 
@@ -446,17 +355,3 @@ class DeltaTableRef:
         msg = f"commit {txn_id} not found in the history of Delta table {self.uri}"
         raise MetadataStoreError(msg)
 
-
-def _commit_properties(metadata: Mapping[str, Any] | None, retries: int) -> CommitProperties:
-    """``CommitProperties`` with a copy of ``metadata`` and the retry budget."""
-    custom = None if metadata is None else dict(metadata)
-    return CommitProperties(custom_metadata=custom, max_commit_retries=retries)
-
-
-def _relative_to(path: str, root: str) -> str:
-    """``path`` relative to the table root, whichever form (URI or absolute path) delta-rs used."""
-    for prefix in sorted({root, root.removeprefix("file://")}, key=len, reverse=True):
-        prefix = prefix.rstrip("/") + "/"
-        if path.startswith(prefix):
-            return path[len(prefix) :]
-    return path

@@ -12,13 +12,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import polars as pl
 import pytest
 
-from mxd_testing import rows
 from pydantic import Field
 
 import metaxy_delta as mx
