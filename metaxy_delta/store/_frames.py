@@ -53,8 +53,9 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
     check_provenance_struct(frame.lazy(), plan, "frame written")
     if not allow_duplicates and frame.height:
         ids = list(plan.feature.id_columns)
-        dupes = frame.select(ids).is_duplicated()
-        if dupes.any():
+        distinct = frame[ids[0]].n_unique() if len(ids) == 1 else frame.select(ids).n_unique()
+        if distinct != frame.height:  # cheap test first (~4x cheaper than is_duplicated)
+            dupes = frame.select(ids).is_duplicated()
             example = frame.filter(dupes).select(ids).row(0)
             raise MetadataSchemaError(
                 f"cannot write {key}: {int(dupes.sum())} rows share ID values with another row "
