@@ -1,4 +1,4 @@
-"""Tables created by the store checkpoint every ``checkpoint_interval`` commits (default 10)."""
+"""Settings of the tables the store creates: checkpoint interval (default 10) and Parquet codec."""
 
 from __future__ import annotations
 
@@ -54,3 +54,27 @@ def test_config_model_accepts_the_interval() -> None:
     assert mx.DeltaMetadataStore.from_config(config).checkpoint_interval == 25
     with pytest.raises(ValueError, match="checkpoint_interval"):
         mx.DeltaMetadataStoreConfig(root_path="/tmp/x", checkpoint_interval=0)
+
+
+def _codecs(root: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    codecs = set()
+    for path in (root / "video" / "raw.delta").rglob("*.parquet"):
+        if "_delta_log" in path.parts:
+            continue
+        meta = pq.ParquetFile(path).metadata
+        codecs |= {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    return codecs
+
+
+def test_data_files_are_zstd_by_default(tmp_path: Path, pipeline: mx.FeatureGraph) -> None:
+    _write(mx.DeltaMetadataStore(tmp_path / "default"), 2)
+    assert _codecs(tmp_path / "default") == {"ZSTD"}
+    from deltalake import WriterProperties
+
+    custom = mx.DeltaMetadataStore(
+        tmp_path / "custom", delta_write_options={"writer_properties": WriterProperties(compression="SNAPPY")}
+    )
+    _write(custom, 1)
+    assert _codecs(tmp_path / "custom") == {"SNAPPY"}
