@@ -9,6 +9,8 @@ from deltalake import CommitProperties
 
 DEFAULT_MAX_COMMIT_RETRIES = 100
 """delta-rs internal commit retries per operation (delta-rs's own default is 15)."""
+UNIQUE_IDS_KEY = "metaxy_delta.unique_ids"
+"""Commit-info flag of a write whose rows were validated to have distinct IDs."""
 DEFAULT_ATTEMPTS = 5
 """Whole-operation attempts when ``CommitFailedError`` escapes the internal retries."""
 

@@ -11,7 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from metaxy_delta.store._commits import DEFAULT_ATTEMPTS, DEFAULT_MAX_COMMIT_RETRIES, commit_properties
+from metaxy_delta.store._commits import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_MAX_COMMIT_RETRIES,
+    commit_properties,
+)
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

@@ -18,6 +18,7 @@ from metaxy_delta.models.constants import (
     METAXY_FEATURE_VERSION,
 )
 from metaxy_delta.store._base import StoreBase, log
+from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import latest_rows
 from metaxy_delta.store._table import DeltaTableRef
 
@@ -127,12 +128,18 @@ class ReadMixin(StoreBase):
     @staticmethod
     def _scan(
         table: DeltaTableRef, *, version: int | None = None, as_of: datetime | None = None
-    ) -> tuple[pl.LazyFrame | None, list[str]]:
-        """Lazy scan plus partition columns from a single log replay."""
+    ) -> tuple[pl.LazyFrame | None, list[str], bool]:
+        """Lazy scan, partition columns and whether one row per sample is known (one replay).
+
+        A table whose only commit is a write of this store that validated its IDs unique (no
+        ``with_sample_history``) holds one row per sample: reads skip the latest-row selection.
+        """
         loaded = table.load(version, as_of=as_of)
         if loaded is None:
-            return None, []
-        return pl.scan_delta(loaded), list(loaded.metadata().partition_columns)
+            return None, [], False
+        # history()[-1] is version 0 (the newest entries may be commits made after the load)
+        single = loaded.version() == 0 and loaded.history()[-1].get(UNIQUE_IDS_KEY) is True
+        return pl.scan_delta(loaded), list(loaded.metadata().partition_columns), single
 
     def read(
         self,
@@ -170,7 +177,7 @@ class ReadMixin(StoreBase):
         else:
             scoped_version = feature_version
         table = self._table(key)
-        lf, partitions = self._scan(table, version=version, as_of=as_of)
+        lf, partitions, one_row_per_sample = self._scan(table, version=version, as_of=as_of)
         if lf is None:
             return self._read_fallback(
                 key, allow_fallback, with_store_info,
@@ -191,7 +198,7 @@ class ReadMixin(StoreBase):
         frame = nw.from_native(lf)
         if pushed:
             frame = frame.filter(*pushed)
-        if not with_sample_history:
+        if not with_sample_history and not one_row_per_sample:
             ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
             if ids:
                 frame = nw.from_native(latest_rows(frame.to_native(), ids))
@@ -222,7 +229,7 @@ class ReadMixin(StoreBase):
     def read_feature_schema_from_store(self, feature: Any) -> nw.Schema:
         """Schema of the stored table (user and system columns)."""
         self._require_open()
-        lf, _ = self._scan(self._table(feature))
+        lf, _, _ = self._scan(self._table(feature))
         if lf is None:
             raise FeatureNotFoundError(
                 f"no metadata for feature {self._key(feature)}: table "

@@ -39,7 +39,11 @@ from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
 
 from metaxy_delta.errors import MetadataStoreError, TableNotFoundError
-from metaxy_delta.store._commits import DEFAULT_ATTEMPTS, DEFAULT_MAX_COMMIT_RETRIES, commit_properties
+from metaxy_delta.store._commits import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_MAX_COMMIT_RETRIES,
+    commit_properties,
+)
 from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
 

