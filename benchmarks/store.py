@@ -47,12 +47,10 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -62,6 +60,8 @@ from typing import Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash)
 import psutil
+
+from _common import PeakMemory, fmt_size, parse_size, status_kb
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / ".data"
@@ -117,21 +117,6 @@ METAXY_REFERENCE: dict[tuple[str, int], dict[str, float]] = {
 
 
 # ----------------------------------------------------------------------------- sizes
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 100k, 1M, 10M)")
-    return int(float(m.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()])
-
-
-def fmt_size(n: int) -> str:
-    if n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
-
-
 # ----------------------------------------------------------------------------- data
 def _index(n: int) -> pl.Expr:
     return pl.int_range(n, dtype=pl.Int64)
@@ -253,56 +238,15 @@ def bound_resolve(
 
 
 # ----------------------------------------------------------------------------- measuring
-def _status_kb(name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            m = re.search(rf"{name}:\s+(\d+)", f.read())
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return _status_kb("VmHWM") is not None
-    except OSError:
-        return False
-
-
-class PeakSampler(threading.Thread):
-    """RSS sampled every 50 ms (fallback when VmHWM cannot be reset)."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.proc = psutil.Process()
-        self.peak = self.proc.memory_info().rss
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.05):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
 @contextmanager
 def measure(results: dict[str, Any], step: str):
     """Time a step and record its peak RSS (bytes)."""
     gc.collect()
-    hwm = _reset_hwm()
-    sampler = None
-    if not hwm:
-        sampler = PeakSampler()
-        sampler.start()
-    t0 = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - t0
-    if sampler is not None:
-        sampler.stop.set()
-        sampler.join()
-        peak = max(sampler.peak, psutil.Process().memory_info().rss)
-    else:
-        peak = (_status_kb("VmHWM") or 0) * 1024
+    with PeakMemory() as memory:
+        t0 = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - t0
+    peak = memory.peak
     results[step] = {"s": elapsed, "peak": peak}
 
 
@@ -384,7 +328,7 @@ def worker(args: dict[str, Any]) -> dict[str, Any]:
             changed = changed_rows(samples["video"])
             gc.collect()
             results["baseline"] = psutil.Process().memory_info().rss
-            results["gen_peak"] = (_status_kb("VmHWM") or 0) * 1024
+            results["gen_peak"] = (status_kb("VmHWM") or 0) * 1024
             with store.open("w"):
                 with measure(results, "write-roots"):
                     for key, frame in samples.items():

@@ -35,10 +35,8 @@ import gc
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,8 @@ from typing import Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash / .chash)
 import psutil
+
+from _common import PeakMemory, fmt_size, parse_size
 
 PBF = "metaxy_provenance_by_field"
 PROV = "metaxy_provenance"
@@ -75,22 +75,6 @@ IMPLS = ("engine", "bound")
 
 
 # ----------------------------------------------------------------------------- data
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 100k, 1M, 10M)")
-    factor = {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()]
-    return int(float(m.group(1)) * factor)
-
-
-def fmt_size(n: int) -> str:
-    if n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
-
-
 def make_root(fields: list[str], n: int, salt: int) -> pl.DataFrame:
     """A root feature as a store returns it: ids, per-field versions and sample versions."""
     i = pl.int_range(n, dtype=pl.Int64)
@@ -230,49 +214,6 @@ def engine_resolve(
 
 
 # ----------------------------------------------------------------------------- measuring
-def _status_kb(name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            m = re.search(rf"{name}:\s+(\d+)", f.read())
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class PeakSampler:
-    """psutil RSS sampling (fallback where VmHWM cannot be reset)."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        self.proc = psutil.Process()
-        self.peak = self.proc.memory_info().rss
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
 def worker(args: dict[str, Any]) -> dict[str, Any]:
     scenario, n, step, impl = args["scenario"], args["n"], args["step"], args["impl"]
     algorithm, repeat = args["algorithm"], args["repeat"]
@@ -291,29 +232,24 @@ def worker(args: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     time.sleep(0.2)
     baseline = psutil.Process().memory_info().rss
-    hwm_reset = _reset_peak() and _status_kb("VmHWM") is not None
-    sampler = None if hwm_reset else PeakSampler().__enter__()
     times = []
     counts: list[int] = []
     cpu_times = []
     proc = psutil.Process()
-    for k in range(repeat + args.get("warmup", 0)):
-        c0 = proc.cpu_times()
-        t0 = time.perf_counter()
-        out = run()
-        t1 = time.perf_counter()
-        c1 = proc.cpu_times()
-        if k >= args.get("warmup", 0):
-            times.append(t1 - t0)
-            cpu_times.append(c1.user + c1.system - c0.user - c0.system)
-        counts = [len(f) for f in out]
-        del out
-        gc.collect()
-    if sampler is not None:
-        sampler.__exit__()
-        peak = sampler.peak
-    else:
-        peak = (_status_kb("VmHWM") or 0) * 1024
+    with PeakMemory() as memory:
+        for k in range(repeat + args.get("warmup", 0)):
+            c0 = proc.cpu_times()
+            t0 = time.perf_counter()
+            out = run()
+            t1 = time.perf_counter()
+            c1 = proc.cpu_times()
+            if k >= args.get("warmup", 0):
+                times.append(t1 - t0)
+                cpu_times.append(c1.user + c1.system - c0.user - c0.system)
+            counts = [len(f) for f in out]
+            del out
+            gc.collect()
+    peak = memory.peak
     if len(counts) == 1:  # bound resolve-new returns only `new`
         counts = [counts[0], 0, 0]
     return {
@@ -324,7 +260,7 @@ def worker(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_times": cpu_times,
         "baseline_rss": baseline,
         "peak_rss": peak,
-        "peak_source": "psutil" if sampler is not None else "VmHWM",
+        "peak_source": memory.source,
         "counts": counts,
     }
 
@@ -361,6 +297,11 @@ def check_equal(algorithm: str, n: int = 20_000) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` as ``"1.23×"``, or ``"—"`` when ``b`` is too small to divide by (tiny sizes)."""
+    return f"{a / b:.2f}×" if b > 1e-3 else "—"
+
+
 def _mem(result: dict[str, Any]) -> str:
     """Peak RSS of the measured runs, and its excess over the RSS just before them."""
     gib = 2**30
@@ -462,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"| {scenario} | {fmt_size(n)} | {step} | {e['best']:.3f} | {b['best']:.3f} "
                     f"| {e['best'] / b['best']:.2f}× | {e['best_cpu']:.3f} | {b['best_cpu']:.3f} "
-                    f"| {e['best_cpu'] / b['best_cpu']:.2f}× | {_mem(e)} | {_mem(b)} "
+                    f"| {_ratio(e['best_cpu'], b['best_cpu'])} | {_mem(e)} | {_mem(b)} "
                     f"| {' / '.join(map(str, e['counts']))} | {row['loadavg'][0]:.1f} |",
                     flush=True,
                 )
