@@ -14,13 +14,13 @@ import dagster as dg
 
 from metaxy_delta.dagster._constants import (
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_PARTITION_KEY,
-    DAGSTER_METAXY_PARTITION_METADATA_KEY,
     ROW_COUNT_KEY,
 )
 from metaxy_delta.dagster._features import build_feature_event_tags
-from metaxy_delta.dagster._partitions import context_partition_keys, partition_conditions, slice_conditions
-from metaxy_delta.dagster._stats import runtime_metadata
+from metaxy_delta.dagster._partitions import (
+    context_partition_keys,
+)
+from metaxy_delta.dagster._results import spec_runtime_metadata
 from metaxy_delta.errors import FeatureNotFoundError
 from metaxy_delta.models.keys import coerce_to_feature_key
 
@@ -51,15 +51,7 @@ def observe_spec(context: Any, store: Any, spec: dg.AssetSpec) -> dg.AssetObserv
     keys = context_partition_keys(context)
     partition = keys[0] if len(keys) == 1 else None
     try:
-        with store.open("r"):
-            metadata, stats = runtime_metadata(
-                store,
-                key,
-                partition=partition_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_KEY), keys),
-                slice_=slice_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY)),
-                partitioned=bool(keys),
-                log=context.log,
-            )
+        metadata, stats = spec_runtime_metadata(context, store, spec, key)
     except FeatureNotFoundError:
         context.log.warning(f"Feature {key.to_string()} not found in store, returning empty observation")
         return dg.AssetObservation(

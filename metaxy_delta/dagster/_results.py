@@ -90,23 +90,39 @@ def _results(
         specs = context.assets_def.specs
     store = as_store(store)
     for spec, key in ordered_metaxy_specs(specs):
-        keys = context_partition_keys(context)
         try:
-            with store.open("r"):
-                metadata, stats = runtime_metadata(
-                    store,
-                    key,
-                    partition=partition_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_KEY), keys),
-                    slice_=slice_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY)),
-                    partitioned=bool(keys),
-                    run_id=store.materialization_id if materialize else None,
-                    log=context.log,
-                )
+            metadata, stats = spec_runtime_metadata(
+                context, store, spec, key, run_id=store.materialization_id if materialize else None
+            )
         except FeatureNotFoundError:
             what = "materialization" if materialize else "observation"
             context.log.warning(f"Feature {key.to_string()} not found in store, skipping {what} result")
             continue
         yield spec, key, metadata, stats
+
+
+def spec_runtime_metadata(
+    context: Any, store: Any, spec: dg.AssetSpec, key: FeatureKey, *, run_id: str | None = None
+) -> tuple[dict[str, Any], FeatureStats]:
+    """Runtime metadata and stats of ``spec``'s feature for the run's partition and slice.
+
+    One definition for materialize results, observe results and observation jobs, so they all
+    count rows and compute data versions the same way (Metaxy's jobs did not, dagster spec §9.2).
+
+    Raises:
+        FeatureNotFoundError: The feature has no table in ``store``.
+    """
+    keys = context_partition_keys(context)
+    with store.open("r"):
+        return runtime_metadata(
+            store,
+            key,
+            partition=partition_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_KEY), keys),
+            slice_=slice_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY)),
+            partitioned=bool(keys),
+            run_id=run_id,
+            log=context.log,
+        )
 
 
 def ordered_metaxy_specs(specs: Iterable[dg.AssetSpec]) -> list[tuple[dg.AssetSpec, FeatureKey]]:
