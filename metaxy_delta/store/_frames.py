@@ -20,6 +20,7 @@ from metaxy_delta.models.constants import (
     METAXY_FEATURE_VERSION,
     METAXY_MATERIALIZATION_ID,
     METAXY_PROJECT_VERSION,
+    METAXY_PROVENANCE_BY_FIELD,
     METAXY_UPDATED_AT,
     HashAlgorithm,
 )
@@ -51,6 +52,7 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
                 column=column,
             )
     check_provenance_struct(frame.lazy(), plan, "frame written")
+    _reject_null_provenance(frame, key)
     if not allow_duplicates and frame.height:
         ids = list(plan.feature.id_columns)
         distinct = frame[ids[0]].n_unique() if len(ids) == 1 else frame.select(ids).n_unique()
@@ -72,6 +74,22 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
                 f"cannot write {key}: {column!r} must be a datetime, got {frame.schema[column]}",
                 feature=key,
                 column=column,
+            )
+
+
+def _reject_null_provenance(frame: pl.DataFrame, key: object) -> None:
+    """A null provenance (whole struct or one field) would hash to null and never compare as
+    stale (Metaxy accepts it silently, spec §7.9): refuse it, naming the field."""
+    struct = frame[METAXY_PROVENANCE_BY_FIELD]
+    for name in [None, *(f.name for f in struct.dtype.fields)]:  # type: ignore[attr-defined]
+        values = struct if name is None else struct.struct.field(name)
+        if nulls := values.null_count():
+            where = METAXY_PROVENANCE_BY_FIELD + ("" if name is None else f".{name}")
+            raise MetadataSchemaError(
+                f"cannot write {key}: {where} is null in {nulls} row(s); every sample needs a "
+                "provenance string per field (Hint: use an explicit placeholder value)",
+                feature=key,
+                column=METAXY_PROVENANCE_BY_FIELD,
             )
 
 

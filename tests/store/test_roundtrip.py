@@ -89,6 +89,16 @@ def test_bad_writes_raise_and_write_nothing(store: mx.DeltaMetadataStore) -> Non
         wrong_struct = video_samples(1).with_columns(metaxy_provenance_by_field=pl.lit({"audio": "x"}))
         with pytest.raises(mx.MetadataSchemaError, match="missing: \\['frames'\\]"):
             store.write("video/raw", wrong_struct)
+        null_field = video_samples(2).with_columns(
+            metaxy_provenance_by_field=pl.struct(audio=pl.lit(None, pl.String), frames=pl.lit("f"))
+        )
+        with pytest.raises(mx.MetadataSchemaError, match="metaxy_provenance_by_field.audio is null"):
+            store.write("video/raw", null_field)
+        null_struct = video_samples(2).with_columns(
+            metaxy_provenance_by_field=pl.when(pl.col("video_id") == "v0000").then(pl.col("metaxy_provenance_by_field"))
+        )
+        with pytest.raises(mx.MetadataSchemaError, match="metaxy_provenance_by_field is null in 1 row"):
+            store.write("video/raw", null_struct)
         with pytest.raises(mx.FilterParseError):
             store.delete("video/raw", ["video_id = 'x'; DROP TABLE t"], soft=False)
         assert store.version("video/raw") == version
