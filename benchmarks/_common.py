@@ -5,8 +5,29 @@ from __future__ import annotations
 import argparse
 import re
 import threading
+from typing import Any
 
 import psutil
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "simple": {
+        "roots": {"video": ["audio", "frames"]},
+        "leaf": {"default": ["video.audio", "video.frames"]},
+    },
+    "wide": {
+        "roots": {
+            "video": ["audio", "frames", "captions", "thumbs"],
+            "sensor": ["gps", "imu", "lidar", "radar"],
+        },
+        # default field mapping: the same-named video field plus every sensor field
+        "leaf": {
+            "audio": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.audio"],
+            "frames": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.frames"],
+        },
+    },
+}
+"""The benchmark graphs: root features and their fields, and the leaf's fields with the upstream
+fields they depend on (what the default field mapping resolves to; the bounds hash these)."""
 
 
 def parse_size(text: str) -> int:

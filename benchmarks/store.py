@@ -60,7 +60,7 @@ from typing import Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash)
 import psutil
-
+from _common import SCENARIOS as BASE_SCENARIOS
 from _common import PeakMemory, fmt_size, parse_size, status_kb
 
 HERE = Path(__file__).resolve().parent
@@ -79,28 +79,8 @@ CODE_VERSION = "__metaxy_initial__"
 PARTITION = "p07"
 
 SCENARIOS: dict[str, dict[str, Any]] = {
-    "simple": {
-        "roots": {"video": ["audio", "frames"]},
-        "leaf": {"default": ["video.audio", "video.frames"]},
-        "partitioned": False,
-    },
-    "wide": {
-        "roots": {
-            "video": ["audio", "frames", "captions", "thumbs"],
-            "sensor": ["gps", "imu", "lidar", "radar"],
-        },
-        # default field mapping: the same-named video field plus every sensor field
-        "leaf": {
-            "audio": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.audio"],
-            "frames": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.frames"],
-        },
-        "partitioned": False,
-    },
-    "partition": {
-        "roots": {"video": ["audio", "frames"]},
-        "leaf": {"default": ["video.audio", "video.frames"]},
-        "partitioned": True,
-    },
+    **{name: {**spec, "partitioned": False} for name, spec in BASE_SCENARIOS.items()},
+    "partition": {**BASE_SCENARIOS["simple"], "partitioned": True},
 }
 STEPS = ("write-roots", "resolve-new", "write-leaf", "rewrite-10%", "resolve-stale", "resolve-1-part")
 RESOLVE_STEPS = ("resolve-new", "resolve-stale", "resolve-1-part")
@@ -297,9 +277,8 @@ def worker(args: dict[str, Any]) -> dict[str, Any]:
     root = Path(args["root"])
     shutil.rmtree(root, ignore_errors=True)
     if impl == "metaxy":
-        import narwhals as nw
-
         import metaxy as mx
+        import narwhals as nw
         from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 
         options: dict[str, Any] = {"delta_write_options": {"partition_by": ["part"]}} if partitioned else {}

@@ -44,8 +44,7 @@ from typing import Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash / .chash)
 import psutil
-
-from _common import PeakMemory, fmt_size, parse_size
+from _common import SCENARIOS, PeakMemory, fmt_size, parse_size
 
 PBF = "metaxy_provenance_by_field"
 PROV = "metaxy_provenance"
@@ -53,23 +52,6 @@ DVBF = "metaxy_data_version_by_field"
 DV = "metaxy_data_version"
 LENGTH = 8
 
-# Hand-written lineage of each scenario (what default mapping resolves to), used by the bound.
-SCENARIOS: dict[str, dict[str, Any]] = {
-    "simple": {
-        "roots": {"video": ["audio", "frames"]},
-        "leaf": {"default": ["video.audio", "video.frames"]},
-    },
-    "wide": {
-        "roots": {
-            "video": ["audio", "frames", "captions", "thumbs"],
-            "sensor": ["gps", "imu", "lidar", "radar"],
-        },
-        "leaf": {
-            "audio": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.audio"],
-            "frames": ["sensor.gps", "sensor.imu", "sensor.lidar", "sensor.radar", "video.frames"],
-        },
-    },
-}
 STEPS = ("resolve-new", "resolve-stale")
 IMPLS = ("engine", "bound")
 
