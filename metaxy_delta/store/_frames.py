@@ -55,8 +55,7 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
     _reject_null_provenance(frame, key)
     if not allow_duplicates and frame.height:
         ids = list(plan.feature.id_columns)
-        distinct = frame[ids[0]].n_unique() if len(ids) == 1 else frame.select(ids).n_unique()
-        if distinct != frame.height:  # cheap test first (~4x cheaper than is_duplicated)
+        if not _distinct(frame, ids):
             dupes = frame.select(ids).is_duplicated()
             example = frame.filter(dupes).select(ids).row(0)
             raise MetadataSchemaError(
@@ -75,6 +74,21 @@ def validate_frame(frame: pl.DataFrame, plan: FeaturePlan, *, allow_duplicates: 
                 feature=key,
                 column=column,
             )
+
+
+def _distinct(frame: pl.DataFrame, ids: list[str]) -> bool:
+    """Whether no two rows share ID values.
+
+    Distinct 64-bit row hashes prove distinct IDs: counting them costs ~0.06 s per million
+    string IDs, against ~0.15-0.35 s for ``n_unique`` on the strings and ~0.5 s for
+    ``is_duplicated``. Only when hashes collide (duplicates, or a ~1e-6 chance at 10M rows) are
+    the values compared exactly.
+    """
+    hashes = frame[ids[0]].hash() if len(ids) == 1 else frame.select(ids).hash_rows()
+    if hashes.n_unique() == frame.height:
+        return True
+    distinct = frame[ids[0]].n_unique() if len(ids) == 1 else frame.select(ids).n_unique()
+    return distinct == frame.height
 
 
 def _reject_null_provenance(frame: pl.DataFrame, key: object) -> None:

@@ -82,7 +82,7 @@ def test_demo_recomputes_only_what_changed(demo_run: tuple[Any, Path, str]) -> N
     scene_rows = _rows(scenes)
     assert len(scene_rows) == 12  # never rewritten
     assert len({r["metaxy_materialization_id"] for r in scene_rows}) == 3  # the 3 first-round runs
-    assert [h["operation"] for h in scenes.history()].count("WRITE") == 3
+    assert [h["operation"] for h in scenes.history()] == ["WRITE", "WRITE", "CREATE TABLE"]
 
     # the stats were aggregated per (channel, date): one row per group, per feature version
     stats = _rows(DeltaTable(str(root / "channel" / "daily_stats.delta")))
@@ -108,7 +108,7 @@ def test_demo_deletes_vacuums_and_reports_history(demo_run: tuple[Any, Path, str
     assert result.rows["video/raw"] == 10  # current feature version, live
 
     operations = [h["operation"] for h in result.history]
-    assert operations == ["WRITE"] * 7 + ["DELETE", "OPTIMIZE", "VACUUM START", "VACUUM END"]
+    assert operations == ["CREATE TABLE"] + ["WRITE"] * 6 + ["DELETE", "OPTIMIZE", "VACUUM START", "VACUUM END"]
     assert [h["version"] for h in result.history] == list(range(11))
     assert result.history[7]["rows"] == 6
     assert raw.version() == 10

@@ -234,3 +234,21 @@ def test_concurrent_appends_on_s3(s3_root: str, s3_storage_options: dict[str, st
     assert rows.height == writers * n and rows.select("writer", "seq").n_unique() == writers * n
     # conflicts really happened and were resolved by S3 conditional put + delta-rs retries
     assert sum(h["operationMetrics"].get("num_retries", 0) for h in by_version.values()) > 0
+
+
+def test_polars_encoded_files_on_s3(
+    s3_root: str, s3_storage_options: dict[str, str], s3_client: Any, s3_bucket: str
+) -> None:
+    """Frames are encoded by Polars and uploaded through delta-rs's object store (``_files``)."""
+    ref = DeltaTableRef(f"{s3_root}/polars.delta", s3_storage_options)
+    frame = pl.DataFrame({"id": ["a", "b", "c"], "part": ["p0", "p1", "p1"]})
+    assert ref.append(frame, partition_by=["part"]) == 0
+    assert ref.append(frame.with_columns(pl.col("id") + "2")) == 1
+    assert [h["operation"] for h in ref.history()] == ["WRITE", "CREATE TABLE"]
+    assert len(ref.file_uris("part = 'p1'")) == 2
+    prefix = s3_root.removeprefix(f"s3://{s3_bucket}/") + "/polars.delta/part=p1/"
+    objects = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]
+    assert len(objects) == 2 and all(o["Key"].endswith(".zstd.parquet") for o in objects)
+    scan = ref.scan()
+    assert scan is not None
+    assert sorted(scan.filter(pl.col("part") == "p1").collect()["id"]) == ["b", "b2", "c", "c2"]

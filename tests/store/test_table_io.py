@@ -74,7 +74,7 @@ def test_append_creates_then_appends_one_commit_each(
     ]
     history = ref.history()
     assert [h["version"] for h in history] == [1, 0]
-    assert all(h["operation"] == "WRITE" for h in history)
+    assert [h["operation"] for h in history] == ["WRITE", "CREATE TABLE"]
     assert history[1]["metaxy.materialization_id"] == "m1"
     assert history[0][TXN_ID_KEY] != history[1][TXN_ID_KEY]
 
@@ -285,7 +285,7 @@ def test_checkpoint_and_history(ref: DeltaTableRef, tmp_path: Path) -> None:
     assert (log / "_last_checkpoint").exists()
 
     history = ref.history()
-    assert [h["operation"] for h in history] == ["DELETE", "WRITE", "WRITE", "WRITE"]
+    assert [h["operation"] for h in history] == ["DELETE", "WRITE", "WRITE", "CREATE TABLE"]
     assert [h["version"] for h in ref.history(limit=2)] == [3, 2]
     assert history[0]["operationMetrics"]["num_deleted_rows"] == 1
     assert ref.exists() and len(_rows(ref)) == 2
@@ -314,14 +314,16 @@ def test_exists_after_log_cleanup_removed_commit_zero(tmp_path: Path) -> None:
 
 
 def _append_worker(
-    uri: str, writer: int, n: int, barrier: Any, retries: int, attempts: int, out: Any
+    uri: str, writer: int, n: int, barrier: Any, retries: int, attempts: int, out: Any,
+    polars: bool = False,
 ) -> None:
     ref = DeltaTableRef(uri)
     barrier.wait()
     for seq in range(n):
+        rows = {"writer": [writer], "seq": [seq]}
         try:
             version = ref.append(
-                pa.table({"writer": [writer], "seq": [seq]}),
+                pl.DataFrame(rows) if polars else pa.table(rows),
                 commit_metadata={"test.writer": writer, "test.seq": seq},
                 max_commit_retries=retries,
                 max_attempts=attempts,
@@ -332,12 +334,14 @@ def _append_worker(
 
 
 def _run_appenders(
-    uri: str, writers: int, n: int, retries: int = 100, attempts: int = 5
+    uri: str, writers: int, n: int, retries: int = 100, attempts: int = 5, polars: bool = False
 ) -> list[tuple]:
     ctx = mp.get_context("spawn")  # never fork a process that runs the tokio runtime
     barrier, out = ctx.Barrier(writers), ctx.Queue()
     procs = [
-        ctx.Process(target=_append_worker, args=(uri, w, n, barrier, retries, attempts, out))
+        ctx.Process(
+            target=_append_worker, args=(uri, w, n, barrier, retries, attempts, out, polars)
+        )
         for w in range(writers)
     ]
     for proc in procs:
@@ -359,13 +363,16 @@ def _assert_versions_match_commits(ref: DeltaTableRef, results: list[tuple]) -> 
         )
 
 
-def test_concurrent_creation_of_the_same_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("polars", [False, True], ids=["arrow", "polars"])
+def test_concurrent_creation_of_the_same_table(tmp_path: Path, polars: bool) -> None:
     uri = str(tmp_path / "race.delta")
-    results = _run_appenders(uri, writers=4, n=1)
+    results = _run_appenders(uri, writers=4, n=1, polars=polars)
     ref = DeltaTableRef(uri)
     assert sorted(r[2] for r in results) == [0, 1, 2, 3]
     _assert_versions_match_commits(ref, results)
     assert len(_rows(ref)) == 4
+    if polars:  # one writer creates the table, the others append (never a second CREATE TABLE)
+        assert [h["operation"] for h in ref.history()] == ["WRITE"] * 3 + ["CREATE TABLE"]
 
 
 @pytest.mark.slow

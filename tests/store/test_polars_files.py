@@ -1,0 +1,146 @@
+"""Appends whose files Polars encodes (``store._files``) give the same table as ``write_deltalake``.
+
+Each test writes the same frame once through the Polars path (``DeltaTableRef.append`` with a
+Polars frame) and once through delta-rs (``write_deltalake``), then compares what a reader sees:
+the Delta schema, partitioning, rows, per-file statistics, and which files a filter skips.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, file_stats, polars_writable
+from metaxy_delta.store._table import DeltaTableRef
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+FRAME = pl.DataFrame(
+    {
+        "id": ["b", "a", "c", None],
+        "n": [3, None, 1, 7],
+        "x": [0.5, 1.5, None, 2.0],
+        "ok": [True, False, None, True],
+        "day": [date(2024, 1, 2), date(2024, 1, 1), None, date(2024, 1, 3)],
+        "at": [T0, None, T0.replace(microsecond=1), T0.replace(second=9)],
+        "prov": [{"audio": "a1", "frames": "f1"}, {"audio": "a0", "frames": None}, None, {"audio": "a2", "frames": "f9"}],
+        "tags": [["x"], [], None, ["y", "z"]],
+        "long": ["q" * 40, "r" * 40, "q" * 41, None],
+        "part": ["p1", "p0", "p1", "p0"],
+    },
+    schema_overrides={"at": pl.Datetime("us", "UTC")},
+)
+
+
+def _both(tmp_path: Path, frame: pl.DataFrame, **kwargs: object) -> tuple[DeltaTable, DeltaTable]:
+    ours = DeltaTableRef(str(tmp_path / "polars.delta"))
+    ours.append(frame, **kwargs)  # type: ignore[arg-type]
+    theirs = tmp_path / "delta-rs.delta"
+    partition_by = kwargs.get("partition_by")
+    write_deltalake(str(theirs), frame.to_arrow(), partition_by=partition_by, writer_properties=DEFAULT_WRITER_PROPERTIES)  # type: ignore[arg-type]
+    return DeltaTable(ours.uri), DeltaTable(str(theirs))
+
+
+def _rows(table: DeltaTable) -> pl.DataFrame:
+    return pl.read_delta(table).sort("id", "n", nulls_last=True)
+
+
+def _stats(table: DeltaTable) -> list[dict[str, object]]:
+    """The statistics of the files added by commit 0, from the log itself."""
+    log = Path(table.table_uri.removeprefix("file://")) / "_delta_log" / f"{0:020d}.json"
+    actions = [json.loads(line) for line in log.read_text().splitlines()]
+    return [json.loads(a["add"]["stats"]) for a in actions if "add" in a]
+
+
+def _written_by(table: DeltaTable) -> set[str]:
+    return {pq.read_metadata(uri.removeprefix("file://")).created_by.split()[0] for uri in table.file_uris()}
+
+
+def test_same_schema_rows_and_stats_as_delta_rs(tmp_path: Path) -> None:
+    ours, theirs = _both(tmp_path, FRAME)
+    assert _written_by(ours) == {"Polars"} and _written_by(theirs) != {"Polars"}
+    assert ours.schema() == theirs.schema()
+    assert _rows(ours).equals(_rows(theirs))
+    assert ours.history(1)[0]["operation"] == "CREATE TABLE"
+
+    [mine], [reference] = _stats(ours), _stats(theirs)
+    assert mine["numRecords"] == reference["numRecords"] == 4
+    assert mine["nullCount"] == {k: v for k, v in reference["nullCount"].items() if k != "tags"}
+    for column in ("id", "n", "day", "prov"):
+        assert mine["minValues"][column] == reference["minValues"][column], column
+        assert mine["maxValues"][column] == reference["maxValues"][column], column
+    # datetimes to the millisecond, rounded outwards: still bounds of the microsecond values
+    assert mine["minValues"]["at"] == "2026-01-02T03:04:05.000Z"
+    assert mine["maxValues"]["at"] == "2026-01-02T03:04:09.679Z"
+    # a long minimum is cut to a prefix (still a lower bound), a long maximum left out
+    assert mine["minValues"]["long"] == "q" * 32 and "long" not in mine["maxValues"]
+
+
+def test_partitioned_append_matches_delta_rs(tmp_path: Path) -> None:
+    ours, theirs = _both(tmp_path, FRAME, partition_by=["part"])
+    assert _written_by(ours) == {"Polars"}
+    assert ours.schema() == theirs.schema()
+    assert ours.metadata().partition_columns == theirs.metadata().partition_columns == ["part"]
+    assert _rows(ours).equals(_rows(theirs))
+    files = DeltaTableRef(str(tmp_path / "polars.delta")).file_uris("part = 'p1'")
+    assert len(files) == 1 and "/part=p1/" in files[0]
+    assert pl.read_delta(ours).filter(pl.col("part") == "p1")["id"].sort().to_list() == ["b", "c"]
+    # the partition column is not stored in the files, as delta-rs does it
+    assert "part" not in pq.read_schema(files[0].removeprefix("file://")).names
+
+
+def test_appends_keep_one_commit_each_and_stats_skip_files(tmp_path: Path) -> None:
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    versions = [ref.append(pl.DataFrame({"id": [f"{k}{i}" for i in range(3)], "k": [k] * 3})) for k in "abc"]
+    assert versions == [0, 1, 2]
+    table = ref.load()
+    assert table is not None and _written_by(table) == {"Polars"}
+    assert [h["operation"] for h in table.history()] == ["WRITE", "WRITE", "CREATE TABLE"]
+    # the min/max statistics let delta-rs and Polars skip the two files that cannot hold k = 'b'
+    [only] = table.file_uris(file_pruning_predicate="k = 'b'")
+    plan = pl.scan_delta(table).filter(pl.col("k") == "b").explain()
+    assert plan.count(".parquet") == 1 and only in plan
+    assert pl.scan_delta(table).filter(pl.col("k") == "b").collect()["id"].to_list() == ["b0", "b1", "b2"]
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("unsigned", pl.Series([1, 2], dtype=pl.UInt32)),
+        ("naive", pl.Series([datetime(2024, 1, 1), None], dtype=pl.Datetime("us"))),
+        ("nanos", pl.Series([T0, None], dtype=pl.Datetime("ns", "UTC"))),
+    ],
+)
+def test_unusual_dtypes_go_through_delta_rs(tmp_path: Path, column: str, values: pl.Series) -> None:
+    frame = pl.DataFrame({"id": ["a", "b"], column: values})
+    assert not polars_writable(frame.schema, ())
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    assert ref.append(frame) == 0
+    table = ref.load()
+    assert table is not None and _written_by(table) != {"Polars"}
+    assert table.history(1)[0]["operation"] == "WRITE"
+
+
+def test_unsafe_partition_values_and_schema_changes_go_through_delta_rs(tmp_path: Path) -> None:
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    ref.append(pl.DataFrame({"id": ["a"], "part": ["with space/slash"]}), partition_by=["part"])
+    ref.append(pl.DataFrame({"id": ["b"], "part": [None]}, schema_overrides={"part": pl.String}))
+    ref.append(pl.DataFrame({"id": ["c"], "part": ["ok"]}))  # fits: Polars writes it
+    ref.append(pl.DataFrame({"id": ["d"], "part": ["ok"], "extra": [1]}))  # new column: merged
+    table = ref.load()
+    assert table is not None
+    assert [h["operation"] for h in table.history()] == ["WRITE"] * 4
+    rows = pl.read_delta(table).sort("id")
+    assert rows["part"].to_list() == ["with space/slash", None, "ok", "ok"]
+    assert rows["extra"].to_list() == [None, None, None, 1]
+    assert len({uri.split("/")[-2] for uri in table.file_uris()}) == 3
+
+
+def test_file_stats_of_an_empty_struct_free_frame() -> None:
+    stats = json.loads(file_stats(pl.DataFrame({"f": [1.0, float("nan")], "b": [b"x", None]})))
+    assert stats == {"numRecords": 2, "minValues": {}, "maxValues": {}, "nullCount": {"f": 0, "b": 1}}
