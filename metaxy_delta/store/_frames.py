@@ -8,6 +8,7 @@ asked for). System columns are stamped and ordered exactly as Metaxy stores them
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -188,7 +189,54 @@ def stamp_system_columns(
     ).collect()
 
 
-def latest_rows(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
+LATER_ROWS_LIMIT = 0.5
+"""Largest share of rows after the first write for which :func:`rows_after_first_write` pays."""
+
+
+@dataclass(frozen=True)
+class FirstWrite:
+    """What the rows after a table's first write look like (see :func:`rows_after_first_write`).
+
+    The store stamps one order key ``coalesce(deleted_at, updated_at)`` on every row of a write,
+    strictly after every key already committed, so the rows with the smallest key are the
+    table's first write (minus deleted rows) and every other row is newer than all of them.
+    """
+
+    key: datetime
+    """The first write's order key."""
+    later_ids: pl.DataFrame
+    """ID columns of the later rows; no two share IDs."""
+
+
+def rows_after_first_write(lf: pl.LazyFrame, id_columns: Sequence[str]) -> FirstWrite | None:
+    """Measure the first write of ``lf`` and collect the IDs written after it (one pass over the
+    ID and timestamp columns).
+
+    Returns ``None`` (use the window) unless the first write has one row per sample, the later
+    rows have one row per sample too and are at most :data:`LATER_ROWS_LIMIT` of the rows.
+    Uniqueness is proven with 64-bit row hashes (distinct hashes imply distinct IDs); a hash
+    collision only sends the read to the window.
+    """
+    ids = list(id_columns)
+    key = pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
+    hashes = pl.col(ids[0]).hash() if len(ids) == 1 else pl.struct(ids).hash()
+    oldest = key == key.min()
+    frame = lf.select(
+        *ids, key.alias("__key"), hashes.alias("__hash"), oldest.alias("__first")
+    ).collect()
+    first = frame.filter("__first")
+    later = frame.filter(~pl.col("__first") & pl.col("__key").is_not_null())
+    if first.height == 0 or later.height > LATER_ROWS_LIMIT * frame.height:
+        return None
+    for part in (first, later):
+        if part["__hash"].n_unique() != part.height:
+            return None
+    return FirstWrite(first["__key"][0], later.select(ids))
+
+
+def latest_rows(
+    lf: pl.LazyFrame, id_columns: Sequence[str], first_write: FirstWrite | None = None
+) -> pl.LazyFrame:
     """Keep the newest row per sample: max of ``coalesce(deleted_at, updated_at)``.
 
     Cheaper than Metaxy's ``group_by(ids).agg(all().sort_by(ts).last())`` (spec §7.2): one
@@ -198,7 +246,26 @@ def latest_rows(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
     (spec §7.14). Only two writers racing on the same sample can tie; the first of the tied
     rows is then kept, chosen with ``is_first_distinct`` on the ID columns (a ``unique`` over
     the whole rows would gather every column and costs ~8x the window on 1M rows).
+
+    With ``first_write`` (see :func:`rows_after_first_write`) no window is needed: a row is the
+    newest of its sample if it was written after the first write, or if no later row has its
+    IDs (one hash-set lookup per row). On 10M samples with 1M re-written this takes ~1.5 s
+    instead of ~6 s (the window and ``is_first_distinct`` over 10M distinct string IDs).
     """
+    if first_write is None:
+        return _latest_by_window(lf, id_columns)
+    ids = list(id_columns)
+    key = pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
+    later = first_write.later_ids
+    if len(ids) == 1:
+        rewritten = pl.col(ids[0]).is_in(later[ids[0]].implode())
+    else:
+        rewritten = pl.struct(ids).is_in(later.select(pl.struct(ids))[ids[0]].implode())
+    newer = key > pl.lit(first_write.key, dtype=TIMESTAMP)
+    return lf.filter(newer | (~rewritten & key.is_not_null()))
+
+
+def _latest_by_window(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
     taken = set(lf.collect_schema())
     order = fresh_name("order", taken)
     ids = list(id_columns)

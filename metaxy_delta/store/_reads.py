@@ -19,7 +19,7 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.store._base import StoreBase, log
 from metaxy_delta.store._commits import UNIQUE_IDS_KEY
-from metaxy_delta.store._frames import latest_rows
+from metaxy_delta.store._frames import latest_rows, rows_after_first_write
 from metaxy_delta.store._table import DeltaTableRef
 
 FilterLike = nw.Expr | str | ParsedFilter
@@ -201,7 +201,8 @@ class ReadMixin(StoreBase):
         if not with_sample_history and not one_row_per_sample:
             ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
             if ids:
-                frame = nw.from_native(latest_rows(frame.to_native(), ids))
+                native = frame.to_native()
+                frame = nw.from_native(latest_rows(native, ids, rows_after_first_write(native, ids)))
         if not include_soft_deleted:
             frame = frame.filter(nw.col(METAXY_DELETED_AT).is_null())
         if after:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 import metaxy_delta as mx
+from metaxy_delta.store._frames import _latest_by_window
 from tests.store.conftest import ids, video_samples
 
 
@@ -23,7 +26,8 @@ def test_single_validated_write_skips_dedup_until_the_next_write(
         assert ".over(" not in _plan(store)
         assert ids(store.read("video/raw")) == [f"v{i:04d}" for i in range(4)]
         store.write("video/raw", video_samples(2, audio_suffix="-v2"))
-        assert ".over(" in _plan(store)
+        # later rows are one per sample: a hash-set lookup replaces the window
+        assert ".over(" not in _plan(store) and "is_in" in _plan(store)
         latest = store.read("video/raw").collect().to_native().sort("video_id")
         assert latest.height == 4
         audio = latest["metaxy_provenance_by_field"].struct.field("audio").to_list()
@@ -42,3 +46,53 @@ def test_single_write_with_sample_history_is_still_deduplicated(
         assert ".over(" in _plan(store)
         assert store.read("video/raw").collect().shape[0] == 2
         assert store.read("video/raw", with_sample_history=True).collect().shape[0] == 3
+
+
+def test_window_when_later_writes_overlap_or_dominate(
+    tmp_path: Path, pipeline: mx.FeatureGraph
+) -> None:
+    store = mx.DeltaMetadataStore(tmp_path)
+    with store.open("w"):
+        store.write("video/raw", video_samples(10))
+        store.write("video/raw", video_samples(2, audio_suffix="-v2"))
+        store.write("video/raw", video_samples(1, audio_suffix="-v3"))  # v0000 written 3 times
+        assert ".over(" in _plan(store)
+        audio = store.read("video/raw").collect().to_native().sort("video_id")[
+            "metaxy_provenance_by_field"
+        ].struct.field("audio")
+        assert audio.to_list()[:3] == ["a-v0000-v3", "a-v0001-v2", "a-v0002"]
+
+    other = mx.DeltaMetadataStore(tmp_path / "other")
+    with other.open("w"):
+        other.write("video/raw", video_samples(2))
+        other.write("video/raw", video_samples(4, audio_suffix="-v2"))  # 4 of 6 rows are later
+        assert ".over(" in other.read("video/raw").to_native().explain()
+        assert other.read("video/raw").collect().shape[0] == 4
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_write_shortcut_equals_the_window(
+    tmp_path: Path, pipeline: mx.FeatureGraph, seed: int
+) -> None:
+    """Random writes, re-writes and soft deletes: the read equals a window over all rows."""
+    rng = random.Random(seed)
+    store = mx.DeltaMetadataStore(tmp_path)
+    with store.open("w"):
+        store.write("video/raw", video_samples(40))
+        for step in range(rng.randint(1, 3)):
+            chosen = sorted(rng.sample(range(40), rng.randint(1, 12)))
+            rows = video_samples(40, audio_suffix=f"-s{step}").filter(
+                pl.int_range(pl.len()).is_in(chosen)
+            )
+            if rng.random() < 0.3:
+                store.delete("video/raw", [f"video_id = 'v{chosen[0]:04d}'"])
+            store.write("video/raw", rows)
+        every = store.read("video/raw", with_sample_history=True, include_soft_deleted=True)
+        expected = (
+            _latest_by_window(every.to_native(), ["video_id"])
+            .filter(pl.col("metaxy_deleted_at").is_null())
+            .collect()
+            .sort("video_id")
+        )
+        got = store.read("video/raw").collect().to_native().sort("video_id")
+        assert got.equals(expected)
