@@ -24,17 +24,21 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import polars as pl
-from deltalake import ColumnProperties, Schema, WriterProperties
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, Schema, WriterProperties
+from deltalake.exceptions import DeltaError
 from deltalake.fs import DeltaStorageHandler
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
-from metaxy_delta.errors import MetadataStoreError
+from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
+
+_T = TypeVar("_T")
 
 DEFAULT_WRITER_PROPERTIES = WriterProperties(
     compression="ZSTD",
@@ -166,6 +170,88 @@ def file_stats(frame: pl.DataFrame) -> str:
         if high is not None and (value := _bound(high, dtype, upper=True)) is not None:
             _put(stats["maxValues"], path, value)
     return json.dumps(stats)
+
+
+class PolarsAppendMixin:
+    """The Polars path of :meth:`~metaxy_delta.store._table.DeltaTableRef.append`."""
+
+    uri: str
+    storage_options: dict[str, str] | None
+
+    if TYPE_CHECKING:
+
+        def _open(self, version: int | None = None) -> DeltaTable | None: ...
+        def _errors(self, action: str) -> AbstractContextManager[None]: ...
+        def _retrying(self, action: str, operation: Callable[[], _T], attempts: int) -> _T: ...
+
+    def _append_with_polars(
+        self,
+        frame: pl.DataFrame,
+        partitions: Sequence[str] | None,
+        commit: CommitProperties,
+        txn_id: str,
+        options: Mapping[str, Any],
+        max_attempts: int,
+        snapshot: DeltaTable | None,
+    ) -> int | None:
+        """Append ``frame`` with files written by Polars (see ``_files``); ``None`` if the frame,
+        the options or the table's schema need ``write_deltalake`` (nothing written then)."""
+        extra = set(options) - {"configuration", "name", "description", "writer_properties"}
+        custom = options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
+        if frame.height == 0 or extra or custom is not DEFAULT_WRITER_PROPERTIES:
+            return None
+        with self._errors("append to"):
+            table = snapshot if snapshot is not None else self._open()
+            schema = delta_schema(frame) if polars_writable(frame.schema, partitions or ()) else None
+            if schema is None or (table is not None and table.schema() != schema):
+                return None
+            if table is not None:
+                self._check_partitions(table, partitions)
+                partitions = list(table.metadata().partition_columns)
+            actions = write_files(frame, self.uri, self.storage_options, partitions or ())
+        if actions is None:
+            return None
+
+        snapshot = [table]  # the first attempt commits on the snapshot loaded above
+
+        def commit_once() -> int:
+            table = snapshot.pop() if snapshot else self._open()
+            if table is None:
+                # No internal retries: retrying a lost race for version 0 makes delta-rs commit
+                # a second CREATE TABLE (new metadata) at version 1. A lost race appends instead.
+                once = CommitProperties(custom_metadata=commit.custom_metadata, max_commit_retries=0)
+                try:
+                    create_table_with_add_actions(
+                        self.uri, schema, actions, mode="error", partition_by=partitions,
+                        name=options.get("name"), description=options.get("description"),
+                        configuration=options.get("configuration"),
+                        storage_options=self.storage_options, commit_properties=once,
+                    )  # fmt: skip
+                    return find_commit(self.uri, self.storage_options, txn_id, after=-1)
+                except DeltaError:
+                    if (table := self._open()) is None:
+                        raise
+            if table.schema() != schema:  # a racing writer created the table differently
+                msg = f"Delta table {self.uri} was created concurrently with another schema"
+                raise MetadataSchemaError(msg)
+            self._check_partitions(table, partitions)
+            before = table.version()
+            table.create_write_transaction(
+                actions, mode="append", schema=schema, partition_by=partitions,
+                commit_properties=commit,
+            )  # fmt: skip
+            return find_commit(self.uri, self.storage_options, txn_id, after=before)
+
+        return self._retrying("append to", commit_once, max_attempts)
+
+    def _check_partitions(self, table: DeltaTable, partitions: Sequence[str] | None) -> None:
+        existing = list(table.metadata().partition_columns)
+        if partitions is not None and list(partitions) != existing:
+            msg = (
+                f"Delta table {self.uri} is partitioned by {existing}, not "
+                f"{list(partitions)}; omit partition_by to use the table's partitioning"
+            )
+            raise MetadataStoreError(msg)
 
 
 # ---------------------------------------------------------------------------------- helpers

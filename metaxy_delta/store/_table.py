@@ -37,21 +37,14 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
-from deltalake.transaction import create_table_with_add_actions
 
-from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError, TableNotFoundError
+from metaxy_delta.errors import MetadataStoreError, TableNotFoundError
 from metaxy_delta.store._commits import (
     DEFAULT_ATTEMPTS,
     DEFAULT_MAX_COMMIT_RETRIES,
     commit_properties,
 )
-from metaxy_delta.store._files import (
-    DEFAULT_WRITER_PROPERTIES,
-    delta_schema,
-    find_commit,
-    polars_writable,
-    write_files,
-)
+from metaxy_delta.store._files import PolarsAppendMixin
 from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
 
@@ -66,7 +59,7 @@ FrameLike = pa.Table | pa.RecordBatch | pa.RecordBatchReader | pl.DataFrame
 
 
 @dataclass(frozen=True)
-class DeltaTableRef(MaintenanceMixin):
+class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
     """One Delta table, addressed by URI; stateless, hashable by URI and pickleable.
 
     Args:
@@ -271,75 +264,6 @@ class DeltaTableRef(MaintenanceMixin):
 
         replayable = isinstance(data, pa.Table | pa.RecordBatch | pl.DataFrame)
         return self._retrying("append to", write_once, max_attempts if replayable else 1)
-
-    def _append_with_polars(
-        self,
-        frame: pl.DataFrame,
-        partitions: Sequence[str] | None,
-        commit: CommitProperties,
-        txn_id: str,
-        options: Mapping[str, Any],
-        max_attempts: int,
-        snapshot: DeltaTable | None,
-    ) -> int | None:
-        """Append ``frame`` with files written by Polars (see ``_files``); ``None`` if the frame,
-        the options or the table's schema need ``write_deltalake`` (nothing written then)."""
-        extra = set(options) - {"configuration", "name", "description", "writer_properties"}
-        custom = options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
-        if frame.height == 0 or extra or custom is not DEFAULT_WRITER_PROPERTIES:
-            return None
-        with self._errors("append to"):
-            table = snapshot if snapshot is not None else self._open()
-            schema = delta_schema(frame) if polars_writable(frame.schema, partitions or ()) else None
-            if schema is None or (table is not None and table.schema() != schema):
-                return None
-            if table is not None:
-                self._check_partitions(table, partitions)
-                partitions = list(table.metadata().partition_columns)
-            actions = write_files(frame, self.uri, self.storage_options, partitions or ())
-        if actions is None:
-            return None
-
-        snapshot = [table]  # the first attempt commits on the snapshot loaded above
-
-        def commit_once() -> int:
-            table = snapshot.pop() if snapshot else self._open()
-            if table is None:
-                # No internal retries: retrying a lost race for version 0 makes delta-rs commit
-                # a second CREATE TABLE (new metadata) at version 1. A lost race appends instead.
-                once = CommitProperties(custom_metadata=commit.custom_metadata, max_commit_retries=0)
-                try:
-                    create_table_with_add_actions(
-                        self.uri, schema, actions, mode="error", partition_by=partitions,
-                        name=options.get("name"), description=options.get("description"),
-                        configuration=options.get("configuration"),
-                        storage_options=self.storage_options, commit_properties=once,
-                    )  # fmt: skip
-                    return find_commit(self.uri, self.storage_options, txn_id, after=-1)
-                except DeltaError:
-                    if (table := self._open()) is None:
-                        raise
-            if table.schema() != schema:  # a racing writer created the table differently
-                msg = f"Delta table {self.uri} was created concurrently with another schema"
-                raise MetadataSchemaError(msg)
-            self._check_partitions(table, partitions)
-            before = table.version()
-            table.create_write_transaction(
-                actions, mode="append", schema=schema, partition_by=partitions,
-                commit_properties=commit,
-            )  # fmt: skip
-            return find_commit(self.uri, self.storage_options, txn_id, after=before)
-
-        return self._retrying("append to", commit_once, max_attempts)
-
-    def _check_partitions(self, table: DeltaTable, partitions: Sequence[str] | None) -> None:
-        existing = list(table.metadata().partition_columns)
-        if partitions is not None and list(partitions) != existing:
-            msg = (
-                f"Delta table {self.uri} is partitioned by {existing}, not "
-                f"{list(partitions)}; omit partition_by to use the table's partitioning"
-            )
-            raise MetadataStoreError(msg)
 
     def delete(
         self,
