@@ -55,6 +55,16 @@ codec and level.
 
 FILE_BYTES = 512 * 2**20
 """In-memory size of the rows per data file (~100-250 MB of Parquet for metadata rows)."""
+MAX_PARTITIONS = 1
+"""Writes spanning more partitions than this go through delta-rs.
+
+Splitting a frame into many partitions and encoding each piece separately is slower in Polars
+than delta-rs's single pass (1M rows over 100 partitions: ~1.4 s vs ~1.1 s; 10M: ~13 s vs
+~9 s). A write of one partition, as a Dagster partition run does, takes the Polars path.
+"""
+ROW_GROUP_ROWS = 1024 * 1024
+"""Rows per Parquet row group, delta-rs's default. Polars' own default (~125k rows) makes files
+that take ~30 % longer to write and ~40 % longer to read (5M metadata rows)."""
 STATS_STRING_PREFIX = 32
 """Longest string kept in file statistics (delta-rs's truncation length)."""
 
@@ -87,10 +97,11 @@ def write_files(
 
     One directory per partition (``col=value/``, partition columns left out of the files, as
     delta-rs does), files of about :data:`FILE_BYTES` in memory. Returns ``None``, having
-    written nothing, if a partition value is null or not safe as a path segment.
+    written nothing, if a partition value is null or not safe as a path segment, or if the
+    frame spreads over more than :data:`MAX_PARTITIONS` partitions.
     """
     groups = _partition_groups(frame, list(partitions))
-    if groups is None:
+    if groups is None or len(groups) > MAX_PARTITIONS:
         return None
     local = _local_path(table_uri)
     handler = None if local is not None else DeltaStorageHandler(table_uri, storage_options)
@@ -301,7 +312,11 @@ def _local_path(table_uri: str) -> str | None:
 def _write_one(
     frame: pl.DataFrame, path: str, local: str | None, handler: DeltaStorageHandler | None
 ) -> int:
-    options: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+    options: dict[str, Any] = {
+        "compression": "zstd",
+        "compression_level": 1,
+        "row_group_size": ROW_GROUP_ROWS,
+    }
     if local is not None:
         target = os.path.join(local, path)
         os.makedirs(os.path.dirname(target), exist_ok=True)

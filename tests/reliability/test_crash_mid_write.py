@@ -1,7 +1,7 @@
 """Guarantee 2: a writer killed mid-write leaves the table at its last committed version.
 
-A ``spawn`` process starts one large write (millions of rows, small target file size so it
-produces many parquet files) and is killed with ``SIGKILL`` as soon as its first data files
+A ``spawn`` process starts one large write (millions of rows; through delta-rs with a small
+target file size so it produces many parquet files, and through the default Polars writer) and is killed with ``SIGKILL`` as soon as its first data files
 appear, before its commit. The table must read exactly as committed, accept the next write, and
 keep the orphaned parquet files until ``vacuum`` runs with a retention window that has passed.
 """
@@ -42,7 +42,14 @@ def _history(store: Any, version: int) -> pl.DataFrame:
 
 
 @pytest.mark.slow
-def test_sigkill_during_large_write_leaves_last_commit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "target_file_size", [TARGET_FILE_SIZE, None], ids=["delta-rs-writer", "polars-writer"]
+)
+def test_sigkill_during_large_write_leaves_last_commit(
+    tmp_path: Path, target_file_size: int | None
+) -> None:
+    """Both write paths: delta-rs (a target file size is a custom write option) and the default
+    one, where Polars encodes the files and the store commits them afterwards."""
     root = str(tmp_path / "store")
     graph = define_events()
     store = open_store(root, None)
@@ -55,7 +62,7 @@ def test_sigkill_during_large_write_leaves_last_commit(tmp_path: Path) -> None:
     known_files, known_commits = _parquet_files(table_dir), _commit_files(table_dir)
 
     ctx = mp.get_context("spawn")
-    proc = ctx.Process(target=big_write, args=(root, None, 0, BIG_ROWS, TARGET_FILE_SIZE))
+    proc = ctx.Process(target=big_write, args=(root, None, 0, BIG_ROWS, target_file_size))
     proc.start()
     deadline = time.monotonic() + 120
     new_files: set[str] = set()

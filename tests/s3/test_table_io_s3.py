@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from metaxy_delta.errors import StoreConnectionError
+from metaxy_delta.store import _files
 from metaxy_delta.store._s3 import describe_storage_error, with_s3_defaults
 from metaxy_delta.store._table import DeltaTableRef
 
@@ -237,9 +238,11 @@ def test_concurrent_appends_on_s3(s3_root: str, s3_storage_options: dict[str, st
 
 
 def test_polars_encoded_files_on_s3(
-    s3_root: str, s3_storage_options: dict[str, str], s3_client: Any, s3_bucket: str
+    s3_root: str, s3_storage_options: dict[str, str], s3_client: Any, s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Frames are encoded by Polars and uploaded through delta-rs's object store (``_files``)."""
+    monkeypatch.setattr(_files, "MAX_PARTITIONS", 100)
     ref = DeltaTableRef(f"{s3_root}/polars.delta", s3_storage_options)
     frame = pl.DataFrame({"id": ["a", "b", "c"], "part": ["p0", "p1", "p1"]})
     assert ref.append(frame, partition_by=["part"]) == 0

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from metaxy_delta.store import _files
 from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, file_stats, polars_writable
 from metaxy_delta.store._table import DeltaTableRef
 
@@ -81,7 +82,8 @@ def test_same_schema_rows_and_stats_as_delta_rs(tmp_path: Path) -> None:
     assert mine["minValues"]["long"] == "q" * 32 and "long" not in mine["maxValues"]
 
 
-def test_partitioned_append_matches_delta_rs(tmp_path: Path) -> None:
+def test_partitioned_append_matches_delta_rs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_files, "MAX_PARTITIONS", 100)
     ours, theirs = _both(tmp_path, FRAME, partition_by=["part"])
     assert _written_by(ours) == {"Polars"}
     assert ours.schema() == theirs.schema()
@@ -144,3 +146,13 @@ def test_unsafe_partition_values_and_schema_changes_go_through_delta_rs(tmp_path
 def test_file_stats_of_an_empty_struct_free_frame() -> None:
     stats = json.loads(file_stats(pl.DataFrame({"f": [1.0, float("nan")], "b": [b"x", None]})))
     assert stats == {"numRecords": 2, "minValues": {}, "maxValues": {}, "nullCount": {"f": 0, "b": 1}}
+
+
+def test_many_small_partitions_go_through_delta_rs(tmp_path: Path) -> None:
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    ref.append(FRAME.head(2), partition_by=["part"])  # 2 partitions of 1 row: delta-rs
+    ref.append(FRAME.head(1))  # one partition: Polars
+    table = ref.load()
+    assert table is not None
+    assert [h["operation"] for h in table.history()] == ["WRITE", "WRITE"]
+    assert len(_written_by(table)) == 2 and "Polars" in _written_by(table)
