@@ -69,9 +69,10 @@ class DeltaMetadataStore(WriteMixin):
         per_feature = {coerce_to_feature_key(k): list(v) for k, v in (filters or {}).items()}
         shared = normalise_filters(global_filters)
         target = [*per_feature.get(key, []), *shared, *normalise_filters(target_filters)]
-        current = None
-        if self._table(key).exists():
+        try:  # one log replay: no separate exists() check
             current = self.read(key, filters=target, allow_fallback=False).to_native()
+        except FeatureNotFoundError:
+            current = None
         upstream = None
         if samples is None and plan.feature.deps:
             upstream = {
