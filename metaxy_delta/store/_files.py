@@ -206,7 +206,12 @@ class PolarsAppendMixin:
         snapshot: DeltaTable | None,
     ) -> int | None:
         """Append ``frame`` with files written by Polars (see ``_files``); ``None`` if the frame,
-        the options or the table's schema need ``write_deltalake`` (nothing written then)."""
+        the options or the table's schema need ``write_deltalake`` (nothing written then).
+
+        The files are written once; a commit that loses to concurrent writers is retried with
+        the same files. Files of a write whose commit finally fails stay unreferenced until a
+        full ``vacuum`` past the retention window removes them, as with delta-rs's writer.
+        """
         extra = set(options) - {"configuration", "name", "description", "writer_properties"}
         custom = options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
         if frame.height == 0 or extra or custom is not DEFAULT_WRITER_PROPERTIES:
@@ -223,10 +228,10 @@ class PolarsAppendMixin:
         if actions is None:
             return None
 
-        snapshot = [table]  # the first attempt commits on the snapshot loaded above
+        first = [table]  # the first attempt commits on the snapshot loaded above
 
         def commit_once() -> int:
-            table = snapshot.pop() if snapshot else self._open()
+            table = first.pop() if first else self._open()
             if table is None:
                 # No internal retries: retrying a lost race for version 0 makes delta-rs commit
                 # a second CREATE TABLE (new metadata) at version 1. A lost race appends instead.
