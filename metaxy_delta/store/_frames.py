@@ -85,11 +85,9 @@ def _distinct(frame: pl.DataFrame, ids: list[str]) -> bool:
     ``is_duplicated``. Only when hashes collide (duplicates, or a ~1e-6 chance at 10M rows) are
     the values compared exactly.
     """
-    hashes = frame[ids[0]].hash() if len(ids) == 1 else frame.select(ids).hash_rows()
-    if hashes.n_unique() == frame.height:
+    if frame.select(_sample(ids).hash().n_unique()).item() == frame.height:
         return True
-    distinct = frame[ids[0]].n_unique() if len(ids) == 1 else frame.select(ids).n_unique()
-    return distinct == frame.height
+    return frame.select(_sample(ids).n_unique()).item() == frame.height
 
 
 def _reject_null_provenance(frame: pl.DataFrame, key: object) -> None:
@@ -218,12 +216,11 @@ def rows_after_first_write(lf: pl.LazyFrame, id_columns: Sequence[str]) -> First
     collision only sends the read to the window.
     """
     ids = list(id_columns)
-    key = pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
-    hashes = pl.col(ids[0]).hash() if len(ids) == 1 else pl.struct(ids).hash()
-    oldest = key == key.min()
+    key = _order_key()
     frame = lf.select(
-        *ids, key.alias("__key"), hashes.alias("__hash"), oldest.alias("__first")
-    ).collect()
+        *ids, key.alias("__key"), _sample(ids).hash().alias("__hash"),
+        (key == key.min()).alias("__first"),
+    ).collect()  # fmt: skip
     first = frame.filter("__first")
     later = frame.filter(~pl.col("__first") & pl.col("__key").is_not_null())
     if first.height == 0 or later.height > LATER_ROWS_LIMIT * frame.height:
@@ -254,13 +251,8 @@ def latest_rows(
     """
     if first_write is None:
         return _latest_by_window(lf, id_columns)
-    ids = list(id_columns)
-    key = pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
-    later = first_write.later_ids
-    if len(ids) == 1:
-        rewritten = pl.col(ids[0]).is_in(later[ids[0]].implode())
-    else:
-        rewritten = pl.struct(ids).is_in(later.select(pl.struct(ids))[ids[0]].implode())
+    sample, key = _sample(list(id_columns)), _order_key()
+    rewritten = sample.is_in(first_write.later_ids.select(sample).to_series().implode())
     newer = key > pl.lit(first_write.key, dtype=TIMESTAMP)
     return lf.filter(newer | (~rewritten & key.is_not_null()))
 
@@ -269,7 +261,17 @@ def _latest_by_window(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFra
     taken = set(lf.collect_schema())
     order = fresh_name("order", taken)
     ids = list(id_columns)
-    key = pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
-    newest = lf.with_columns(key.alias(order)).filter(pl.col(order) == pl.col(order).max().over(ids))
-    sample = pl.col(ids[0]) if len(ids) == 1 else pl.struct(ids)
-    return newest.filter(sample.is_first_distinct()).drop(order)
+    newest = lf.with_columns(_order_key().alias(order)).filter(
+        pl.col(order) == pl.col(order).max().over(ids)
+    )
+    return newest.filter(_sample(ids).is_first_distinct()).drop(order)
+
+
+def _order_key() -> pl.Expr:
+    """The order of a sample's rows: ``coalesce(deleted_at, updated_at)`` (newest wins)."""
+    return pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
+
+
+def _sample(ids: list[str]) -> pl.Expr:
+    """The ID column, or a struct of the ID columns: one value per sample."""
+    return pl.col(ids[0]) if len(ids) == 1 else pl.struct(ids)

@@ -96,3 +96,23 @@ def test_first_write_shortcut_equals_the_window(
         )
         got = store.read("video/raw").collect().to_native().sort("video_id")
         assert got.equals(expected)
+
+
+def test_first_write_shortcut_with_two_id_columns() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from metaxy_delta.store._frames import latest_rows, rows_after_first_write
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = pl.DataFrame({
+        "a": [1, 1, 2, 2, 1],
+        "b": ["x", "y", "x", "y", "y"],
+        "value": ["old", "old", "old", "old", "new"],
+        "metaxy_updated_at": [t0] * 4 + [t0 + timedelta(seconds=1)],
+        "metaxy_deleted_at": pl.Series([None] * 5, dtype=pl.Datetime("us", "UTC")),
+    })
+    first = rows_after_first_write(rows.lazy(), ["a", "b"])
+    assert first is not None and first.later_ids.rows() == [(1, "y")]
+    got = latest_rows(rows.lazy(), ["a", "b"], first).collect().sort("a", "b")
+    expected = _latest_by_window(rows.lazy(), ["a", "b"]).collect().sort("a", "b")
+    assert got.equals(expected) and got["value"].to_list() == ["old", "new", "old", "old"]
