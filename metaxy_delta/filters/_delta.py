@@ -97,6 +97,9 @@ CASTS: Mapping[CastTo, str] = {CastTo.TIMESTAMP: "TIMESTAMP", CastTo.DOUBLE: "DO
 """DataFusion type of each :class:`~._literals.CastTo` (the Narwhals renderer has its own table)."""
 
 
+_LIKE_SPECIAL = frozenset("%_\\")
+
+
 def _operand(node: Operand, cast: CastTo | None = None) -> str:
     if isinstance(node, Literal):
         return sql_literal(node.value)
@@ -127,6 +130,11 @@ class _DeltaRenderer:
         return f"{subject} BETWEEN {low} AND {high}"
 
     def like(self, node: Like) -> str:
+        if not node.case_insensitive and not set(node.pattern) & _LIKE_SPECIAL:
+            # A pattern without wildcards is an equality. Rendered as LIKE, DataFusion (delta-rs
+            # 1.6) gets ``s = 'a' AND s LIKE 'a'`` and ``s = 'a' AND NOT (s LIKE 'a')`` wrong
+            # on a row with s = 'a' (the second made a hard delete remove a row it did not match).
+            return f"{_operand(node.operand)} = {quote_string(node.pattern)}"
         keyword = "ILIKE" if node.case_insensitive else "LIKE"
         return f"{_operand(node.operand)} {keyword} {quote_string(node.pattern)}"
 

@@ -277,3 +277,25 @@ def test_null_rows_survive_in_list_simplification(
     kept = nw.from_native(NULLABLE).filter(parse_filter(sql).to_expr())["id"].to_list()
     assert set(kept) == deleted
     assert _delete(NULLABLE, tmp_path, to_delta_predicate(sql)) == set(NULLABLE["id"]) - deleted
+
+
+@pytest.mark.parametrize(
+    ("sql", "deleted"),
+    [
+        ("NOT ('' != s OR s LIKE '')", set()),  # found by test_filter_property
+        ("s = 'ab' AND NOT (s LIKE 'ab')", set()),
+        ("s = 'ab' AND s LIKE 'ab'", {0}),
+        ("s = '' AND s LIKE ''", {1}),
+        ("s LIKE 'a%' AND NOT (s LIKE 'ab')", {2}),
+        ("s = 'a%' AND s LIKE 'a\\%'", {2}),
+    ],
+)
+def test_like_without_wildcards_deletes_exactly_its_rows(
+    sql: str, deleted: set[int], tmp_path: Path
+) -> None:
+    """delta-rs 1.6 (DataFusion) evaluates an equality and a wildcard-free LIKE on the same
+    column wrongly together; such a LIKE is rendered as ``=`` instead."""
+    frame = pl.DataFrame({"id": [0, 1, 2], "s": ["ab", "", "a%"]})
+    expected = {0, 1, 2} - deleted
+    assert _delete(frame, tmp_path / "t", parse_filter(sql).to_delta_predicate()) == expected
+    assert set(nw.from_native(frame).filter(parse_filter(sql).to_expr())["id"].to_list()) == deleted
