@@ -228,9 +228,10 @@ class PolarsAppendMixin:
         if actions is None:
             return None
 
-        first = [table]  # the first attempt commits on the snapshot loaded above
+        first = [table]  # the first attempt commits on the snapshot checked above
 
         def commit_once() -> int:
+            checked = bool(first)
             table = first.pop() if first else self._open()
             if table is None:
                 # No internal retries: retrying a lost race for version 0 makes delta-rs commit
@@ -247,10 +248,12 @@ class PolarsAppendMixin:
                 except DeltaError:
                     if (table := self._open()) is None:
                         raise
-            if table.schema() != schema:  # a racing writer created the table differently
-                msg = f"Delta table {self.uri} was created concurrently with another schema"
-                raise MetadataSchemaError(msg)
-            self._check_partitions(table, partitions)
+                    checked = False
+            if not checked:  # a table reloaded after a lost race or a conflict
+                if table.schema() != schema:  # a racing writer created it differently
+                    msg = f"Delta table {self.uri} was created concurrently with another schema"
+                    raise MetadataSchemaError(msg)
+                self._check_partitions(table, partitions)
             before = table.version()
             table.create_write_transaction(
                 actions, mode="append", schema=schema, partition_by=partitions,
