@@ -17,6 +17,8 @@ from metaxy_delta.errors import MetadataSchemaError
 from metaxy_delta.models.constants import (
     ALL_SYSTEM_COLUMNS,
     METAXY_CREATED_AT,
+    METAXY_DATA_VERSION,
+    METAXY_DATA_VERSION_BY_FIELD,
     METAXY_DELETED_AT,
     METAXY_FEATURE_VERSION,
     METAXY_MATERIALIZATION_ID,
@@ -153,7 +155,9 @@ def stamp_system_columns(
     soft_delete: bool = False,
 ) -> pl.DataFrame:
     """Add/overwrite the ten system columns and order them after the user columns."""
-    lf = finalize_versions(frame.lazy(), plan, hash_algorithm, hash_length)
+    lf = finalize_versions(
+        frame.lazy(), plan, hash_algorithm, hash_length, complete=_complete_columns(frame)
+    )
     keep_versions = preserve_feature_version and {
         METAXY_FEATURE_VERSION,
         METAXY_PROJECT_VERSION,
@@ -185,6 +189,21 @@ def stamp_system_columns(
     return lf.with_columns(pl.col(enums).cast(pl.String)).select(
         [*user, *ALL_SYSTEM_COLUMNS]
     ).collect()
+
+
+def _complete_columns(frame: pl.DataFrame) -> list[str]:
+    """The data-version columns of ``frame`` without nulls (in the struct or its members)."""
+    complete = []
+    for column in (METAXY_DATA_VERSION_BY_FIELD, METAXY_DATA_VERSION):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        parts = [values]
+        if isinstance(values.dtype, pl.Struct):
+            parts += [values.struct.field(f.name) for f in values.dtype.fields]
+        if all(part.null_count() == 0 for part in parts):
+            complete.append(column)
+    return complete
 
 
 LATER_ROWS_LIMIT = 0.5

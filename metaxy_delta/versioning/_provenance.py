@@ -12,7 +12,7 @@ propagate); it is ``""`` when an optional dependency has no matching row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import polars as pl
 
@@ -119,7 +119,12 @@ def check_provenance_struct(frame: pl.LazyFrame, plan: FeaturePlan, what: str) -
 
 
 def finalize_versions(
-    frame: pl.LazyFrame, plan: FeaturePlan, algorithm: HashAlgorithm, length: int
+    frame: pl.LazyFrame,
+    plan: FeaturePlan,
+    algorithm: HashAlgorithm,
+    length: int,
+    *,
+    complete: Collection[str] = (),
 ) -> pl.LazyFrame:
     """Recompute ``metaxy_provenance`` and fill the data-version columns (spec §3.3, §3.7).
 
@@ -128,9 +133,20 @@ def finalize_versions(
       user-supplied override are filled from the provenance struct.
     - ``metaxy_data_version`` is the sample hash of the data-version struct when absent (or
       when an override struct was given without it); nulls are filled from provenance.
+
+    ``complete`` names data-version columns the caller knows have no nulls (struct and
+    members) and, for the struct, exactly the feature's string fields: they are kept as they
+    are, which spares the hash a ``fill_null`` would compute for every row.
     """
     names = field_names(plan)
     schema = frame.collect_schema()
+    complete = set(complete)
+    if METAXY_DATA_VERSION_BY_FIELD in complete:
+        expected = pl.Struct({n: pl.String for n in names})
+        if schema.get(METAXY_DATA_VERSION_BY_FIELD) != expected:
+            complete.discard(METAXY_DATA_VERSION_BY_FIELD)
+    if schema.get(METAXY_DATA_VERSION) != pl.String:
+        complete.discard(METAXY_DATA_VERSION)
     prov = pl.col(METAXY_PROVENANCE_BY_FIELD)
     frame = frame.with_columns(
         pl.struct([prov.struct.field(n).cast(pl.String).alias(n) for n in names]).alias(
@@ -141,7 +157,9 @@ def finalize_versions(
         hash_struct_values(prov, names, algorithm, length).alias(METAXY_PROVENANCE)
     )
     has_dv_struct = METAXY_DATA_VERSION_BY_FIELD in schema
-    if has_dv_struct:
+    if METAXY_DATA_VERSION_BY_FIELD in complete:
+        pass
+    elif has_dv_struct:
         dv = pl.col(METAXY_DATA_VERSION_BY_FIELD)
         dv_names = {f.name for f in schema[METAXY_DATA_VERSION_BY_FIELD].fields}  # type: ignore[union-attr]
         members = [
@@ -159,6 +177,8 @@ def finalize_versions(
         )
     else:
         frame = frame.with_columns(prov.alias(METAXY_DATA_VERSION_BY_FIELD))
+    if METAXY_DATA_VERSION in complete:
+        return frame
     if METAXY_DATA_VERSION in schema and not has_dv_struct:
         dv_sample = pl.col(METAXY_DATA_VERSION).cast(pl.String).fill_null(pl.col(METAXY_PROVENANCE))
     elif METAXY_DATA_VERSION in schema:
