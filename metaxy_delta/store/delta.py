@@ -94,6 +94,7 @@ class DeltaMetadataStore(WriteMixin):
             hash_length=self.hash_truncation_length,
             staleness_predicates=list(staleness_predicates or ()),
             skip_comparison=skip_comparison,
+            current_unique=True,  # read() keeps the latest row per sample
         )
         return increment if lazy else increment.collect()
 

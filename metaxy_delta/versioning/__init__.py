@@ -113,8 +113,13 @@ def resolve(
     hash_length: int | None = None,
     staleness_predicates: Sequence[nw.Expr] = (),
     skip_comparison: bool = False,
+    current_unique: bool = False,
 ) -> LazyIncrement:
-    """Lazy increment of a feature from upstream frames (or ``samples``) and stored rows."""
+    """Lazy increment of a feature from upstream frames (or ``samples``) and stored rows.
+
+    ``current_unique=True`` promises one stored row per sample (ID columns), as the store's
+    reads give; the comparison then takes one join instead of four.
+    """
     if samples is not None:
         expected = prepare_samples(
             plan, samples, hash_algorithm=hash_algorithm, hash_length=hash_length
@@ -137,12 +142,15 @@ def resolve(
         plan.join_columns,
         staleness_predicates=staleness_predicates,
         skip_comparison=skip_comparison,
+        current_unique=current_unique
+        and set(plan.join_columns) == set(plan.feature.id_columns),
     )
     return LazyIncrement(
         new=nw.from_native(inc.new),
         stale=nw.from_native(inc.stale),
         orphaned=nw.from_native(inc.orphaned),
         input=expected if has_input else None,
+        one_pass=inc.one_pass,
     )
 
 

