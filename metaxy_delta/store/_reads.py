@@ -188,7 +188,7 @@ class ReadMixin(StoreBase):
             )
         pushed, after = [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
-        items = normalise_filters(filters)
+        items = [parse_filter(i) if isinstance(i, str) else i for i in normalise_filters(filters)]
         check_filters(key, items, lf.collect_schema())
         for item in items:
             cols = filter_columns(item)
