@@ -410,6 +410,10 @@ def _s(x: float | None) -> str:
     return "—" if x is None else (f"{x:.3f}" if x < 1 else f"{x:.2f}")
 
 
+def _ratio(theirs: float | None, ours: float | None) -> str:
+    return "" if not theirs or not ours else f"{theirs / ours:.1f}×"
+
+
 def report(scenario: str, n: int, runs: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown table of one scenario/size: ours, Metaxy, bound, target, met?"""
     ours = runs.get("ours", {}).get("results", {})
@@ -419,9 +423,9 @@ def report(scenario: str, n: int, runs: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         f"**{scenario}, {fmt_size(n)} rows**",
         "",
-        "| step | ours s | ours peak GB | Metaxy s | Metaxy peak GB | bound s | bound peak GB "
-        "| target (issue) | met? | new / stale / orphaned |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| step | ours s | ours peak GB | Metaxy s | Metaxy peak GB | Metaxy / ours | bound s "
+        "| bound peak GB | target (issue) | met? | new / stale / orphaned |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         o, m, b = ours.get(step, {}), mxo.get(step, {}), ours.get(f"bound {step}", {})
@@ -439,7 +443,8 @@ def report(scenario: str, n: int, runs: dict[str, dict[str, Any]]) -> list[str]:
         counts = o.get("counts") or m.get("counts")
         lines.append(
             f"| {step} | {_s(o.get('s'))} | {_gb(o.get('peak'))} | {_s(m.get('s'))} | "
-            f"{_gb(m.get('peak'))} | {_s(b.get('s'))} | {_gb(b.get('peak'))} | {target} | {met} | "
+            f"{_gb(m.get('peak'))} | {_ratio(m.get('s'), o.get('s'))} | {_s(b.get('s'))} | "
+            f"{_gb(b.get('peak'))} | {target} | {met} | "
             f"{' / '.join(map(str, counts)) if counts else ''} |"
         )
     peak_target, peak_met = "", ""
@@ -448,9 +453,11 @@ def report(scenario: str, n: int, runs: dict[str, dict[str, Any]]) -> list[str]:
         stale_peak = ours.get("resolve-stale", {}).get("peak")
         peak_target = f"resolve-stale peak ≤ {ref['peak_gb'] / 4:.2f} GB (¼ of {ref['peak_gb']})"
         peak_met = "yes" if stale_peak is not None and stale_peak <= limit else "**no**"
+    stale_peaks = [r.get("resolve-stale", {}).get("peak") for r in (mxo, ours)]
     lines.append(
         f"| run peak | | {_gb(ours.get('run_peak'))} | | {_gb(mxo.get('run_peak'))} "
-        f"| | | {peak_target} | {peak_met} | |"
+        f"| {_ratio(*stale_peaks) and _ratio(*stale_peaks) + ' (resolve-stale peak)'} | | "
+        f"| {peak_target} | {peak_met} | |"
     )
     for impl, run in runs.items():
         if "error" in run:
@@ -479,10 +486,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bound", action="store_true", help="skip the raw-Polars bound")
     parser.add_argument("--keep", action="store_true", help="keep the Delta tables (debugging)")
     parser.add_argument("--json", default=None, help="append raw results (JSON lines) to this file")
+    parser.add_argument("--report", default=None, help="print the tables of a --json file, run nothing")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
     if ns.worker is not None:
         print(json.dumps(worker(json.loads(ns.worker))))
+        return
+    if ns.report is not None:
+        grouped: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+        with open(ns.report) as f:
+            for line in f:
+                run = json.loads(line)
+                grouped.setdefault((run["scenario"], run["n"]), {})[run["impl"]] = run
+        for (scenario, n), runs in grouped.items():
+            print("\n".join(["", *report(scenario, n, runs)]))
         return
 
     sizes = [parse_size(s) for s in ns.sizes.split(",") if s.strip()]

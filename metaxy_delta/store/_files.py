@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -111,10 +110,10 @@ def write_files(
         folder = "".join(f"{c}={v}/" for c, v in values.items())
         for chunk in _chunks(rows.drop(list(partitions))):
             path = f"{folder}part-{len(actions):05d}-{uuid.uuid4()}-c000.zstd.parquet"
-            summary = _Summary.of(chunk)
-            size = _write_one(summary.dictionary_constants(chunk), path, local, handler)
-            stats = summary.to_json()
-            actions.append(AddAction(path, size, values, int(time.time() * 1000), True, stats))
+            size = _write_one(chunk, path, local, handler)
+            actions.append(
+                AddAction(path, size, values, int(time.time() * 1000), True, file_stats(chunk))
+            )
     return actions
 
 
@@ -162,64 +161,26 @@ def file_stats(frame: pl.DataFrame) -> str:
         >>> file_stats(pl.DataFrame({"id": ["b", "a", None], "s": [{"x": 1}, {"x": 3}, None]}))
         '{"numRecords": 3, "minValues": {"id": "a", "s": {"x": 1}}, "maxValues": {"id": "b", "s": {"x": 3}}, "nullCount": {"id": 1, "s": {"x": 1}}}'
     """
-    return _Summary.of(frame).to_json()
-
-
-@dataclass(frozen=True)
-class _Summary:
-    """One pass over a file's rows: null count, min and max of every leaf column.
-
-    It gives the file's Delta statistics and the string columns holding one value in every
-    row (the feature and project versions of a write), which are encoded as dictionaries.
-    """
-
-    height: int
-    leaves: list[tuple[tuple[str, ...], pl.DataType]]
-    row: dict[str, Any]
-
-    @classmethod
-    def of(cls, frame: pl.DataFrame) -> _Summary:
-        leaves = [
-            (path, dtype) for path, dtype in _leaves(frame.schema) if not isinstance(dtype, pl.List)
-        ]
-        exprs: list[pl.Expr] = []
-        for i, (path, dtype) in enumerate(leaves):
-            column = _column(path)
-            exprs.append(column.null_count().alias(f"n{i}"))
-            if _has_bounds(dtype):
-                exprs += [column.min().alias(f"lo{i}"), column.max().alias(f"hi{i}")]
-        row = frame.select(exprs).row(0, named=True) if exprs else {}
-        return cls(frame.height, leaves, row)
-
-    def to_json(self) -> str:
-        stats: dict[str, Any] = {"numRecords": self.height, "minValues": {}, "maxValues": {}}
-        stats["nullCount"] = {}
-        for i, (path, dtype) in enumerate(self.leaves):
-            _put(stats["nullCount"], path, self.row[f"n{i}"])
-            low, high = self.row.get(f"lo{i}"), self.row.get(f"hi{i}")
-            if low is not None:
-                _put(stats["minValues"], path, _bound(low, dtype, upper=False))
-            if high is not None and (value := _bound(high, dtype, upper=True)) is not None:
-                _put(stats["maxValues"], path, value)
-        return json.dumps(stats)
-
-    def dictionary_constants(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with each constant top-level string column as a categorical literal.
-
-        Polars picks dictionary encoding for such a column only after hashing every value
-        (~0.35 s per 10M rows of a 64-character version string, about a sixth of a leaf
-        write); a categorical is written as a dictionary page at once. The Parquet column is
-        the same UTF8 ``BYTE_ARRAY`` either way; only the embedded Arrow schema hint says
-        ``dictionary<string>``, which delta-rs, ``pl.scan_delta`` and pyarrow datasets read
-        as the Delta schema's ``string`` (tests/store/test_polars_files.py).
-        """
-        constants = [
-            pl.lit(self.row[f"lo{i}"], dtype=pl.Categorical).alias(path[0])
-            for i, (path, dtype) in enumerate(self.leaves)
-            if len(path) == 1 and isinstance(dtype, pl.String) and self.height > 1
-            and self.row[f"n{i}"] == 0 and self.row[f"lo{i}"] == self.row[f"hi{i}"]
-        ]  # fmt: skip
-        return frame.with_columns(constants) if constants else frame
+    leaves = [
+        (path, dtype) for path, dtype in _leaves(frame.schema) if not isinstance(dtype, pl.List)
+    ]
+    exprs: list[pl.Expr] = []
+    for i, (path, dtype) in enumerate(leaves):
+        column = _column(path)
+        exprs.append(column.null_count().alias(f"n{i}"))
+        if _has_bounds(dtype):
+            exprs += [column.min().alias(f"lo{i}"), column.max().alias(f"hi{i}")]
+    row = frame.select(exprs).row(0, named=True) if exprs else {}
+    stats: dict[str, Any] = {"numRecords": frame.height, "minValues": {}, "maxValues": {}}
+    stats["nullCount"] = {}
+    for i, (path, dtype) in enumerate(leaves):
+        _put(stats["nullCount"], path, row[f"n{i}"])
+        low, high = row.get(f"lo{i}"), row.get(f"hi{i}")
+        if low is not None:
+            _put(stats["minValues"], path, _bound(low, dtype, upper=False))
+        if high is not None and (value := _bound(high, dtype, upper=True)) is not None:
+            _put(stats["maxValues"], path, value)
+    return json.dumps(stats)
 
 
 class PolarsAppendMixin:

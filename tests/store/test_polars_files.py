@@ -156,29 +156,3 @@ def test_many_small_partitions_go_through_delta_rs(tmp_path: Path) -> None:
     assert table is not None
     assert [h["operation"] for h in table.history()] == ["WRITE", "WRITE"]
     assert len(_written_by(table)) == 2 and "Polars" in _written_by(table)
-
-
-def test_constant_strings_are_dictionary_pages_and_read_back_as_strings(tmp_path: Path) -> None:
-    version = "v" * 64
-    frame = pl.DataFrame({"id": ["a", "b", "c"], "fv": [version] * 3, "one": ["x", None, "x"]})
-    ours, theirs = _both(tmp_path, frame)
-    [uri] = ours.file_uris()
-    hint = pq.read_schema(uri.removeprefix("file://"))  # the Arrow schema Polars embeds
-    assert str(hint.field("fv").type).startswith("dictionary<values=string")  # constant
-    assert str(hint.field("one").type) == "large_string"  # a null makes it not constant
-    chunk = pq.ParquetFile(uri.removeprefix("file://")).metadata.row_group(0)
-    assert "RLE_DICTIONARY" in chunk.column(1).encodings and chunk.column(1).path_in_schema == "fv"
-    # every reader sees the Delta schema's string column, with the same rows as delta-rs's
-    assert ours.schema() == theirs.schema()
-    rows = pl.read_delta(ours).sort("id")
-    assert rows.equals(pl.read_delta(theirs).sort("id")) and rows.schema["fv"] == pl.String
-    assert ours.to_pyarrow_table().equals(theirs.to_pyarrow_table())
-    from deltalake import QueryBuilder
-
-    query = "SELECT fv, count(*) AS n FROM t GROUP BY fv"
-    result = pl.DataFrame(QueryBuilder().register("t", ours).execute(query).read_all())
-    assert result.rows() == [(version, 3)]
-    # rewrites by delta-rs (delete, compaction) keep the strings
-    ours.delete("id = 'b'")
-    ours.optimize.compact()
-    assert pl.read_delta(DeltaTable(ours.table_uri)).sort("id")["fv"].to_list() == [version] * 2

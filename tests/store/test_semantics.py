@@ -106,3 +106,33 @@ def test_increment_frames_carry_no_bookkeeping_columns(local: mx.DeltaMetadataSt
         local.write("video/transcript", new.with_columns(text=pl.lit("t")))
         stored = local.read("video/transcript").collect().to_native()
         assert stored.columns[:2] == ["video_id", "text"]
+
+
+def test_written_data_versions_keep_given_values_and_fill_only_nulls(local: mx.DeltaMetadataStore, graph: mx.FeatureGraph) -> None:
+    """Complete data-version columns are stored as given (no hash recomputed); a null member or
+    a null sample data version is filled as Metaxy does (from provenance / the struct's hash)."""
+    samples = video_samples(3)
+    prov = samples["metaxy_provenance_by_field"]
+    overrides = pl.Series(
+        [{"audio": "A0", "frames": "F0"}, {"audio": None, "frames": "F1"}, {"audio": "A2", "frames": "F2"}],
+        dtype=prov.dtype,
+    )
+    written = samples.with_columns(
+        overrides.alias("metaxy_data_version_by_field"),
+        pl.Series(["dv0", "dv1", None], dtype=pl.String).alias("metaxy_data_version"),
+    )
+    plan = graph.get_feature_plan("video/raw")
+    reference = mx.versioning.finalize_versions(written.lazy(), plan, local.hash_algorithm, local.hash_truncation_length).collect()
+    full = pl.Series([{"audio": a or "x", "frames": f} for a, f in zip(["A0", None, "A2"], ["F0", "F1", "F2"])], dtype=prov.dtype)
+    complete = samples.with_columns(full.alias("metaxy_data_version_by_field"), pl.lit("dv").alias("metaxy_data_version"))
+    with local.open("w"):
+        local.write("video/raw", written)
+        stored = local.read("video/raw").collect().to_native().sort("video_id")
+        columns = ["metaxy_provenance", "metaxy_data_version_by_field", "metaxy_data_version"]
+        assert stored.select(columns).equals(reference.sort("video_id").select(columns))
+        assert stored["metaxy_data_version_by_field"].struct.field("audio").to_list()[1] == prov[1]["audio"]
+        assert stored["metaxy_data_version"].to_list()[:2] == ["dv0", "dv1"]
+        local.write("video/raw", complete)  # no nulls: stored exactly as given
+        again = local.read("video/raw").collect().to_native().sort("video_id")
+        assert again["metaxy_data_version"].to_list() == ["dv"] * 3
+        assert again["metaxy_data_version_by_field"].equals(complete.sort("video_id")["metaxy_data_version_by_field"])
