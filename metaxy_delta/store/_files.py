@@ -63,8 +63,13 @@ than delta-rs's single pass (1M rows over 100 partitions: ~1.4 s vs ~1.1 s; 10M:
 ~9 s). A write of one partition, as a Dagster partition run does, takes the Polars path.
 """
 ROW_GROUP_ROWS = 1024 * 1024
-"""Rows per Parquet row group, delta-rs's default. Polars' own default (~125k rows) makes files
-that take ~30 % longer to write and ~40 % longer to read (5M metadata rows)."""
+"""Most rows per Parquet row group, delta-rs's default. Polars' own default (~125k rows) makes
+files that take ~30 % longer to write and ~40 % longer to read (5M metadata rows)."""
+ROW_GROUPS_PER_FILE = 4
+"""Smaller files get row groups of ``ceil(rows / 4)`` (at least 64Ki rows): Polars encodes and
+decodes the row groups of a file in parallel, and one 1M-row group kept a second core idle
+(1M metadata rows: writes ~10 % and reads of the file ~30 % faster with 4 groups)."""
+MIN_ROW_GROUP_ROWS = 64 * 1024
 STATS_STRING_PREFIX = 32
 """Longest string kept in file statistics (delta-rs's truncation length)."""
 
@@ -310,6 +315,16 @@ def _chunks(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         yield frame.slice(offset, step)
 
 
+def row_group_rows(height: int) -> int:
+    """Rows per row group of a file of ``height`` rows (see :data:`ROW_GROUPS_PER_FILE`).
+
+    Example:
+        >>> row_group_rows(1_000_000), row_group_rows(10_000_000), row_group_rows(1_000)
+        (250000, 1048576, 65536)
+    """
+    return min(ROW_GROUP_ROWS, max(MIN_ROW_GROUP_ROWS, math.ceil(height / ROW_GROUPS_PER_FILE)))
+
+
 def _local_path(table_uri: str) -> str | None:
     parts = urlsplit(table_uri)
     if parts.scheme == "file":
@@ -323,7 +338,7 @@ def _write_one(
     options: dict[str, Any] = {
         "compression": "zstd",
         "compression_level": 1,
-        "row_group_size": ROW_GROUP_ROWS,
+        "row_group_size": row_group_rows(frame.height),
     }
     if local is not None:
         target = os.path.join(local, path)
