@@ -94,6 +94,7 @@ class OnePass:
         return rows.select(self.join if status == self.ORPHANED else self.columns)
 
     def collect(self, **kwargs: Any) -> PolarsIncrement:
+        """Collect ``rows`` once and split it; read orphaned stored rows only if there are any."""
         rows = self.rows.collect(**kwargs)
         new, stale = (
             rows.filter(pl.col(self.status) == s).select(self.columns) for s in (self.NEW, self.STALE)
