@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 
 import metaxy_delta as mx
-from metaxy_delta.store._frames import _latest_by_window
+from metaxy_delta.store._frames import _latest_by_window, latest_rows, rows_after_first_write
 from tests.store.conftest import ids, video_samples
 
 
@@ -96,12 +97,19 @@ def test_first_write_shortcut_equals_the_window(
         )
         got = store.read("video/raw").collect().to_native().sort("video_id")
         assert got.equals(expected)
+        # the lookup by 64-bit hashes and the one by ID values keep the same rows
+        first = rows_after_first_write(every.to_native(), ["video_id"])
+        if first is not None:
+            assert first.later_hashes is not None  # no collision in 40 IDs
+            for lookup in (first, dataclasses.replace(first, later_hashes=None)):
+                kept = latest_rows(every.to_native(), ["video_id"], lookup)
+                live = kept.filter(pl.col("metaxy_deleted_at").is_null()).collect().sort("video_id")
+                assert live.equals(expected)
 
 
 def test_first_write_shortcut_with_two_id_columns() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from metaxy_delta.store._frames import latest_rows, rows_after_first_write
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     rows = pl.DataFrame({
@@ -113,6 +121,8 @@ def test_first_write_shortcut_with_two_id_columns() -> None:
     })
     first = rows_after_first_write(rows.lazy(), ["a", "b"])
     assert first is not None and first.later_ids.rows() == [(1, "y")]
-    got = latest_rows(rows.lazy(), ["a", "b"], first).collect().sort("a", "b")
+    assert first.later_hashes is not None
     expected = _latest_by_window(rows.lazy(), ["a", "b"]).collect().sort("a", "b")
-    assert got.equals(expected) and got["value"].to_list() == ["old", "new", "old", "old"]
+    for lookup in (first, dataclasses.replace(first, later_hashes=None)):
+        got = latest_rows(rows.lazy(), ["a", "b"], lookup).collect().sort("a", "b")
+        assert got.equals(expected) and got["value"].to_list() == ["old", "new", "old", "old"]
