@@ -254,8 +254,7 @@ def rows_after_first_write(lf: pl.LazyFrame, id_columns: Sequence[str]) -> First
     for part in (first, later):
         if part["__hash"].n_unique() != part.height:
             return None
-    # The rows of the first write whose hash is a later row's hash must be those rows' samples
-    # (no collision); then a read looks up 64-bit hashes instead of the ID values.
+    # first-write rows sharing a later row's hash must be that row's sample (no collision)
     later_hashes = later["__hash"]
     candidates = first.lazy().filter(pl.col("__hash").is_in(later_hashes.implode()))
     theirs = {c: fresh_name(f"later_{c}", frame.columns) for c in ids}

@@ -14,13 +14,15 @@ import functools
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import narwhals as nw
 import polars as pl
 
 from metaxy_delta.models.constants import METAXY_PROVENANCE
 from metaxy_delta.versioning._hashing import fresh_name
+
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
 class PolarsIncrement(NamedTuple):
@@ -90,21 +92,21 @@ class OnePass:
 
     def of(self, status: int) -> pl.LazyFrame:
         """The lazy rows of one status (expected columns; join keys for orphaned)."""
-        rows = self.rows.filter(pl.col(self.status) == status)
-        return rows.select(self.join if status == self.ORPHANED else self.columns)
+        return self._pick(self.rows, status)
 
     def collect(self, **kwargs: Any) -> PolarsIncrement:
         """Collect ``rows`` once and split it; read orphaned stored rows only if there are any."""
         rows = self.rows.collect(**kwargs)
-        new, stale = (
-            rows.filter(pl.col(self.status) == s).select(self.columns) for s in (self.NEW, self.STALE)
-        )
-        gone = rows.filter(pl.col(self.status) == self.ORPHANED).select(self.join)
+        new, stale, gone = (self._pick(rows, s) for s in (self.NEW, self.STALE, self.ORPHANED))
         if gone.height:
             orphaned = self.stored.join(gone.lazy(), on=self.join, how="semi").collect(**kwargs)
         else:
             orphaned = pl.DataFrame(schema=self.stored.collect_schema())
         return PolarsIncrement(new, stale, orphaned)
+
+    def _pick(self, rows: _Frame, status: int) -> _Frame:
+        picked = rows.filter(pl.col(self.status) == status)
+        return picked.select(self.join if status == self.ORPHANED else self.columns)
 
 
 @dataclass(frozen=True)
