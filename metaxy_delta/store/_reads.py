@@ -109,6 +109,13 @@ def normalise_filters(filters: FilterLike | Sequence[FilterLike] | None) -> list
     return list(filters)
 
 
+def parse_filters(
+    filters: FilterLike | Sequence[FilterLike] | None,
+) -> list[ParsedFilter | nw.Expr]:
+    """:func:`normalise_filters` with SQL strings parsed (once, for every later use)."""
+    return [parse_filter(i) if isinstance(i, str) else i for i in normalise_filters(filters)]
+
+
 class ReadMixin(StoreBase):
     """``read``, ``has_feature`` and table inspection."""
 
@@ -188,7 +195,7 @@ class ReadMixin(StoreBase):
             )
         pushed, after = [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
-        items = [parse_filter(i) if isinstance(i, str) else i for i in normalise_filters(filters)]
+        items = parse_filters(filters)
         check_filters(key, items, lf.collect_schema())
         for item in items:
             cols = filter_columns(item)

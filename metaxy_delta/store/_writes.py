@@ -34,7 +34,7 @@ from metaxy_delta.store._reads import (
     ReadMixin,
     _as_expr,
     check_filters,
-    normalise_filters,
+    parse_filters,
 )
 from metaxy_delta.store._table import DeltaTableRef
 from metaxy_delta.versioning import as_polars_lazy
@@ -221,8 +221,7 @@ class WriteMixin(ReadMixin):
         """
         self._require_write()
         key = self._key(feature)
-        items = normalise_filters(filters)
-        parsed = [parse_filter(i) if isinstance(i, str) else i for i in items]
+        parsed = parse_filters(filters)
         table = self._table(key)
         stored = table.scan()
         if stored is None:
