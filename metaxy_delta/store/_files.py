@@ -37,6 +37,7 @@ from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
+from metaxy_delta.store._commits import find_commit, log_append
 
 _T = TypeVar("_T")
 
@@ -122,36 +123,6 @@ def write_files(
     return actions
 
 
-def find_commit(
-    table_uri: str, storage_options: dict[str, str] | None, txn_id: str, *, after: int
-) -> int:
-    """Version of the last commit carrying ``txn_id``, searching from version ``after + 1``.
-
-    ``create_write_transaction`` does not return its version and concurrent writers may have
-    committed in between, so the commit files after the snapshot are read in order (usually
-    one, plus a probe of the next version). If S3 applied a commit but its response was lost,
-    delta-rs commits the same actions again at a later version (no row is duplicated: the data
-    files are the same); then the later of two consecutive commits is the write's version, as
-    ``write_deltalake`` reports it.
-    """
-    handler = DeltaStorageHandler(table_uri, storage_options)
-    version, found = after + 1, None
-    while True:
-        try:
-            with handler.open_input_file(f"_delta_log/{version:020d}.json") as commit:
-                ours = txn_id.encode() in commit.read()
-        except FileNotFoundError as err:
-            if found is not None:
-                return found
-            msg = f"commit {txn_id} not found in the log of Delta table {table_uri}"
-            raise MetadataStoreError(msg) from err
-        if ours:
-            found = version
-        elif found is not None:
-            return found
-        version += 1
-
-
 def file_stats(frame: pl.DataFrame) -> str:
     """Delta statistics JSON of one file: ``numRecords``, ``minValues``, ``maxValues``,
     ``nullCount``, nested like the schema.
@@ -234,10 +205,18 @@ class PolarsAppendMixin:
             return None
 
         first = [table]  # the first attempt commits on the snapshot checked above
+        own: list[DeltaTable] = []  # later attempts bring this one up to date (a cheap replay)
+
+        def reload() -> DeltaTable | None:
+            if own:
+                own[0].update_incremental()
+                return own[0]
+            own.extend(table for table in [self._open()] if table is not None)
+            return own[0] if own else None
 
         def commit_once() -> int:
             checked = bool(first)
-            table = first.pop() if first else self._open()
+            table = first.pop() if first else reload()
             if table is None:
                 # No internal retries: retrying a lost race for version 0 makes delta-rs commit
                 # a second CREATE TABLE (new metadata) at version 1. A lost race appends instead.
@@ -251,7 +230,7 @@ class PolarsAppendMixin:
                     )  # fmt: skip
                     return find_commit(self.uri, self.storage_options, txn_id, after=-1)
                 except DeltaError:
-                    if (table := self._open()) is None:
+                    if (table := reload()) is None:
                         raise
                     checked = False
             if not checked:  # a table reloaded after a lost race or a conflict
@@ -264,7 +243,9 @@ class PolarsAppendMixin:
                 actions, mode="append", schema=schema, partition_by=partitions,
                 commit_properties=commit,
             )  # fmt: skip
-            return find_commit(self.uri, self.storage_options, txn_id, after=before)
+            version = find_commit(self.uri, self.storage_options, txn_id, after=before)
+            log_append(self.uri, before, version)
+            return version
 
         return self._retrying("append to", commit_once, max_attempts)
 

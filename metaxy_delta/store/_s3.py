@@ -282,7 +282,10 @@ def retry_commits(
                 conflict.attempts = attempt  # type: ignore[attr-defined]
                 raise conflict from err
             delay = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
-            logger.debug("%s %s: commit conflict, retry in %.2fs", action, uri, delay)
+            logger.debug(
+                "%s %s: commit conflict in attempt %d of %d, retry in %.2fs",
+                action, uri, attempt, attempts, delay,
+            )  # fmt: skip
             time.sleep(delay)
 
 

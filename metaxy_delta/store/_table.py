@@ -40,9 +40,11 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
 
 from metaxy_delta.errors import MetadataStoreError, TableNotFoundError
 from metaxy_delta.store._commits import (
+    DEFAULT_APPEND_ATTEMPTS,
     DEFAULT_ATTEMPTS,
     DEFAULT_MAX_COMMIT_RETRIES,
     commit_properties,
+    log_append,
 )
 from metaxy_delta.store._files import PolarsAppendMixin
 from metaxy_delta.store._maintenance import MaintenanceMixin
@@ -187,7 +189,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         max_commit_retries: int = DEFAULT_MAX_COMMIT_RETRIES,
         commit_metadata: Mapping[str, Any] | None = None,
         write_options: Mapping[str, Any] | None = None,
-        max_attempts: int = DEFAULT_ATTEMPTS,
+        max_attempts: int = DEFAULT_APPEND_ATTEMPTS,
         snapshot: DeltaTable | None = None,
     ) -> int:
         """Append ``data`` in exactly one commit, creating the table on the first write.
@@ -211,7 +213,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
             write_options: More ``write_deltalake`` keywords (``writer_properties``,
                 ``target_file_size``, ``configuration``, ...); ``partition_by`` and
                 ``schema_mode`` given here override the arguments.
-            max_attempts: Whole-write attempts when the internal retries are exhausted.
+            max_attempts: Whole-write attempts when the internal retries are exhausted or a
+                concurrent delete removed a file of the snapshot (see
+                :data:`~metaxy_delta.store._commits.DEFAULT_APPEND_ATTEMPTS`).
             snapshot: This table as the caller loaded it (saves one log replay); the first attempt
                 commits on it, later attempts reload.
 
@@ -255,11 +259,13 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                 )  # fmt: skip
                 return self._version_of_txn(txn_id)
             self._check_partitions(table, partitions)
+            before = table.version()
             write_deltalake(
                 table, data, mode="append", schema_mode=schema_mode,
                 commit_properties=commit, **options,
             )  # fmt: skip
             # write_deltalake returns None, but `table` now holds the snapshot of our commit.
+            log_append(self.uri, before, table.version())
             return table.version()
 
         replayable = isinstance(data, pa.Table | pa.RecordBatch | pl.DataFrame)
@@ -372,4 +378,3 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                 return len(entries) - 1 - position
         msg = f"commit {txn_id} not found in the history of Delta table {self.uri}"
         raise MetadataStoreError(msg)
-

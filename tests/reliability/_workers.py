@@ -10,6 +10,7 @@ The feature is ``reliability/events``: one sample per ``(writer, seq)``, partiti
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import traceback
@@ -22,6 +23,28 @@ import metaxy_delta as mx
 
 KEY = "reliability/events"
 PARTS = 4
+
+
+class Contention(logging.Handler):
+    """Counts the store's debug records of appends that raced other writers (a commit delta-rs
+    retried past a version taken meanwhile, or a whole write re-attempted after a conflict)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.count += "concurrent commits" in message or "commit conflict" in message
+
+    @classmethod
+    def install(cls) -> Contention:
+        """A counter attached to the ``metaxy_delta.store`` logger (set to DEBUG)."""
+        counter = cls()
+        store_logger = logging.getLogger("metaxy_delta.store")
+        store_logger.addHandler(counter)
+        store_logger.setLevel(logging.DEBUG)
+        return counter
 
 
 def define_events() -> mx.FeatureGraph:
@@ -104,9 +127,11 @@ def append_many(
 ) -> None:
     """``count`` writes (one Delta commit each) of ``rows_per_commit`` new samples.
 
-    Writes ``{"versions": [...], "seconds": ..., "error": ...}`` to ``result_path``.
+    Writes ``{"versions": [...], "seconds": ..., "conflicts": ..., "error": ...}`` to
+    ``result_path`` (``conflicts``: commits that raced other writers, see :class:`Contention`).
     """
     record: dict[str, Any] = {"writer": writer, "versions": [], "error": None}
+    contention = Contention.install()
     try:
         with define_events().use():
             store = open_store(root, options)
@@ -118,6 +143,7 @@ def append_many(
                     result = store.write(KEY, events(writer, seqs))
                     record["versions"].append(result.version)
                 record["seconds"] = time.perf_counter() - start
+                record["conflicts"] = contention.count
     except BaseException as err:  # reported to the parent through the result file
         record["error"] = f"{type(err).__module__}.{type(err).__qualname__}: {err}\n{traceback.format_exc()}"
         _dump(result_path, record)
