@@ -207,3 +207,51 @@ def test_sha256_field_hash_matches_hashlib(processed):
     out = versioning.compute_expected(processed, {"video": upstream(["a"], VIDEO_DV)}, hash_algorithm=mx.HashAlgorithm.SHA256, hash_length=12).collect().to_native()
     concat = "default|1|video.audio|video_audio_hash_1|video.frames|video_frame_hash_1"
     assert out["metaxy_provenance_by_field"][0] == {"default": hashlib.sha256(concat.encode()).hexdigest()[:12]}
+
+
+@pytest.mark.parametrize(
+    "degenerate",
+    [
+        None,  # the real 64-bit hash: no collision, the hash-keyed join is used
+        lambda join: pl.lit(0, dtype=pl.UInt64),  # every key collides with every other
+        lambda join: pl.col(join[0]).hash() % 2,  # half of the keys share a hash
+    ],
+    ids=["real-hash", "one-hash", "two-hashes"],
+)
+def test_hash_keyed_comparison_falls_back_on_collisions(graph, monkeypatch, caplog, degenerate):
+    """One-pass resolves join on a 64-bit hash of the keys; keys that share a hash never
+    mislabel a sample: the exact join runs instead."""
+    from metaxy_delta.versioning import _increment
+
+    if degenerate is not None:
+        monkeypatch.setattr(_increment, "key_hash", degenerate)
+    feature("root", fields=["a"])
+    plan = graph.get_feature_plan("root")
+    old = pl.DataFrame({"id": ["1", "2", "3", "4"], "metaxy_provenance_by_field": [{"a": v} for v in "wxyz"]})
+    stored = versioning.prepare_samples(plan, old).collect().to_native()
+    # 1 unchanged, 2 stale, 3 and 4 orphaned, 5 and 6 new
+    samples = pl.DataFrame({"id": ["1", "2", "5", "6"], "metaxy_provenance_by_field": [{"a": v} for v in "wXuv"]})
+    caplog.set_level("DEBUG", logger="metaxy_delta.versioning._increment")
+    lazy = versioning.resolve(plan, samples=samples, current=stored, current_unique=True).to_polars()
+    assert lazy.one_pass is not None and lazy.one_pass.hashed is not None
+    inc = lazy.collect()
+    assert sorted(inc.new["id"]) == ["5", "6"]
+    assert inc.stale["id"].to_list() == ["2"]
+    assert sorted(inc.orphaned["id"]) == ["3", "4"]
+    assert inc.orphaned.columns == stored.columns
+    fell_back = "share a 64-bit hash" in caplog.text
+    assert fell_back == (degenerate is not None)
+    exact = versioning.resolve(plan, samples=samples, current=stored).collect().to_polars()
+    for got, want in zip(inc, exact):
+        assert got.sort("id").equals(want.sort("id"))
+
+
+def test_hash_keyed_comparison_needs_matching_value_hashed_keys(graph):
+    feature("root", fields=["a"])
+    plan = graph.get_feature_plan("root")
+    samples = pl.DataFrame({"id": ["1"], "metaxy_provenance_by_field": [{"a": "x"}]})
+    stored = versioning.prepare_samples(plan, samples).collect().to_native()
+    categorical = stored.with_columns(pl.col("id").cast(pl.Categorical))
+    for current, hashed in ((stored, True), (categorical, False)):
+        lazy = versioning.resolve(plan, samples=samples, current=current, current_unique=True).to_polars()
+        assert lazy.one_pass is not None and (lazy.one_pass.hashed is not None) == hashed
