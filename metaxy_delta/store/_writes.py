@@ -62,6 +62,10 @@ class DeleteResult:
     metrics: Mapping[str, Any]
 
 
+SOFT_DELETE_READS = 5
+"""Reads of the live rows a soft delete makes while other writers keep moving the table."""
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """What a write needs to know about the table before appending (one log replay)."""
@@ -236,9 +240,39 @@ class WriteMixin(ReadMixin):
     def _soft_delete(
         self, key: FeatureKey, table: DeltaTableRef, filters: list[Any], all_versions: bool
     ) -> DeleteResult:
+        """Tombstone the live rows matching ``filters`` at one version of the table.
+
+        If another writer commits between that read and the tombstones' snapshot, the rows
+        are read again (up to :data:`SOFT_DELETE_READS` times): a sample re-written meanwhile,
+        with values the filters may no longer match, is never hidden by a tombstone of its
+        older row.
+        """
+        for attempt in range(1, SOFT_DELETE_READS + 1):
+            version = table.version()
+            rows = self._live_rows(key, filters, all_versions, version)
+            if rows.height == 0:
+                return DeleteResult(key, table.uri, version, 0, True, {})
+            snapshot = next_timestamp(table)
+            if snapshot.table is not None and snapshot.table.version() == version:
+                break
+            log.debug("soft delete of %s: the table moved past version %s, reading again (%d)",
+                      key, version, attempt)  # fmt: skip
+        tombstones = rows.with_columns(
+            pl.lit(snapshot.timestamp, dtype=TIMESTAMP).alias(METAXY_DELETED_AT),
+            pl.lit(self.materialization_id, dtype=pl.String).alias(METAXY_MATERIALIZATION_ID),
+        )
+        result = self._append(
+            key, table, tombstones, self.materialization_id, snapshot=snapshot.table
+        )
+        return DeleteResult(key, table.uri, result.version, rows.height, True, {})
+
+    def _live_rows(
+        self, key: FeatureKey, filters: list[Any], all_versions: bool, version: int | None
+    ) -> pl.DataFrame:
+        """The latest live row per sample and feature version at ``version`` that match."""
         raw = self.read(
             key, with_feature_history=True, with_sample_history=True,
-            include_soft_deleted=True, allow_fallback=False,
+            include_soft_deleted=True, allow_fallback=False, version=version,
         ).to_native()  # fmt: skip
         if not all_versions:
             raw = raw.filter(pl.col(METAXY_FEATURE_VERSION) == self._graph().get_feature_version(key))
@@ -248,18 +282,7 @@ class WriteMixin(ReadMixin):
         )
         if filters:
             live = live.filter(*[_as_expr(f) for f in filters])
-        rows = live.to_native().collect()
-        if rows.height == 0:
-            return DeleteResult(key, table.uri, table.version(), 0, True, {})
-        snapshot = next_timestamp(table)
-        tombstones = rows.with_columns(
-            pl.lit(snapshot.timestamp, dtype=TIMESTAMP).alias(METAXY_DELETED_AT),
-            pl.lit(self.materialization_id, dtype=pl.String).alias(METAXY_MATERIALIZATION_ID),
-        )
-        result = self._append(
-            key, table, tombstones, self.materialization_id, snapshot=snapshot.table
-        )
-        return DeleteResult(key, table.uri, result.version, rows.height, True, {})
+        return live.to_native().collect()
 
     def _hard_delete(
         self, key: FeatureKey, table: DeltaTableRef, filters: list[Any], all_versions: bool

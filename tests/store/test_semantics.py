@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -136,3 +137,30 @@ def test_written_data_versions_keep_given_values_and_fill_only_nulls(local: mx.D
         again = local.read("video/raw").collect().to_native().sort("video_id")
         assert again["metaxy_data_version"].to_list() == ["dv"] * 3
         assert again["metaxy_data_version_by_field"].equals(complete.sort("video_id")["metaxy_data_version_by_field"])
+
+
+def test_soft_delete_rereads_when_a_writer_commits_before_its_tombstones(
+    local: mx.DeltaMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample re-written between the delete's read and its commit (here: moved to a path
+    the filter no longer matches) stays visible; the delete reads the rows again."""
+    from metaxy_delta.store import _writes
+
+    real = _writes.next_timestamp
+    moved = video_samples(1, start=1).with_columns(path=pl.lit("s3://videos/moved.mp4"))
+    raced: list[int] = []
+
+    def racing_writer(table: Any) -> Any:
+        if not raced:  # once: another writer commits right after the delete's first read
+            raced.append(1)
+            local.write("video/raw", moved)
+        return real(table)
+
+    with local.open("w"):
+        local.write("video/raw", video_samples(3))
+        monkeypatch.setattr(_writes, "next_timestamp", racing_writer)
+        result = local.delete("video/raw", ["path = 's3://videos/v0001.mp4'"])
+        assert raced and result.rows == 0  # the second read found nothing to delete
+        rows = local.read("video/raw").collect().to_native().sort("video_id")
+        assert rows["video_id"].to_list() == ["v0000", "v0001", "v0002"]
+        assert rows["path"].to_list()[1] == "s3://videos/moved.mp4"
