@@ -244,8 +244,9 @@ class WriteMixin(ReadMixin):
 
         If another writer commits between that read and the tombstones' snapshot, the rows
         are read again (up to :data:`SOFT_DELETE_READS` times): a sample re-written meanwhile,
-        with values the filters may no longer match, is never hidden by a tombstone of its
-        older row.
+        with values the filters may no longer match, is not hidden by a tombstone of its older
+        row. (A write committed between that snapshot and the tombstones' commit, with an
+        earlier timestamp, still loses to the tombstone: rows are ordered by timestamp.)
         """
         for attempt in range(1, SOFT_DELETE_READS + 1):
             version = table.version()
