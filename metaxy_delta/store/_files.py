@@ -205,13 +205,13 @@ class PolarsAppendMixin:
             return None
 
         first = [table]  # the first attempt commits on the snapshot checked above
-        own: list[DeltaTable] = []  # later attempts bring this one up to date (a cheap replay)
+        own: list[DeltaTable] = []  # the table later attempts bring up to date (a cheap replay)
 
         def reload() -> DeltaTable | None:
             if own:
                 own[0].update_incremental()
-                return own[0]
-            own.extend(table for table in [self._open()] if table is not None)
+            elif (loaded := self._open()) is not None:
+                own.append(loaded)
             return own[0] if own else None
 
         def commit_once() -> int:
