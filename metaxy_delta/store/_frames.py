@@ -29,7 +29,7 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.models.plan import FeaturePlan
 from metaxy_delta.versioning import finalize_versions
-from metaxy_delta.versioning._hashing import fresh_name
+from metaxy_delta.versioning._hashing import fresh_name, key_hash, sample_key
 from metaxy_delta.versioning._provenance import check_provenance_struct
 
 TIMESTAMP = pl.Datetime("us", "UTC")
@@ -87,9 +87,9 @@ def _distinct(frame: pl.DataFrame, ids: list[str]) -> bool:
     ``is_duplicated``. Only when hashes collide (duplicates, or a ~1e-6 chance at 10M rows) are
     the values compared exactly.
     """
-    if frame.select(_sample(ids).hash().n_unique()).item() == frame.height:
+    if frame.select(key_hash(ids).n_unique()).item() == frame.height:
         return True
-    return frame.select(_sample(ids).n_unique()).item() == frame.height
+    return frame.select(sample_key(ids).n_unique()).item() == frame.height
 
 
 def _reject_null_provenance(frame: pl.DataFrame, key: object) -> None:
@@ -244,7 +244,7 @@ def rows_after_first_write(lf: pl.LazyFrame, id_columns: Sequence[str]) -> First
     ids = list(id_columns)
     key = _order_key()
     frame = lf.select(
-        *ids, key.alias("__key"), _sample(ids).hash().alias("__hash"),
+        *ids, key.alias("__key"), key_hash(ids).alias("__hash"),
         (key == key.min()).alias("__first"),
     ).collect()  # fmt: skip
     first = frame.filter("__first")
@@ -286,7 +286,7 @@ def latest_rows(
     """
     if first_write is None:
         return _latest_by_window(lf, id_columns)
-    sample, key = _sample(list(id_columns)), _order_key()
+    sample, key = sample_key(list(id_columns)), _order_key()
     if first_write.later_hashes is not None:
         rewritten = sample.hash().is_in(first_write.later_hashes.implode())
     else:
@@ -302,14 +302,10 @@ def _latest_by_window(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFra
     newest = lf.with_columns(_order_key().alias(order)).filter(
         pl.col(order) == pl.col(order).max().over(ids)
     )
-    return newest.filter(_sample(ids).is_first_distinct()).drop(order)
+    return newest.filter(sample_key(ids).is_first_distinct()).drop(order)
 
 
 def _order_key() -> pl.Expr:
     """The order of a sample's rows: ``coalesce(deleted_at, updated_at)`` (newest wins)."""
     return pl.coalesce(METAXY_DELETED_AT, METAXY_UPDATED_AT)
 
-
-def _sample(ids: list[str]) -> pl.Expr:
-    """The ID column, or a struct of the ID columns: one value per sample."""
-    return pl.col(ids[0]) if len(ids) == 1 else pl.struct(ids)

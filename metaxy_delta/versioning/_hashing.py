@@ -91,6 +91,11 @@ def hash_joinable(left: pl.LazyFrame, right: pl.LazyFrame, keys: Sequence[str]) 
     return all(mine[c] == theirs[c] and isinstance(mine[c], _VALUE_HASHED) for c in keys)
 
 
+def sample_key(keys: Sequence[str]) -> pl.Expr:
+    """The key column, or a struct of the key columns: one value per sample."""
+    return pl.col(keys[0]) if len(keys) == 1 else pl.struct(list(keys))
+
+
 def key_hash(keys: Sequence[str]) -> pl.Expr:
     """A 64-bit hash of a row's ``keys`` (Polars ``hash()``, seed 0; within one process only).
 
@@ -98,7 +103,7 @@ def key_hash(keys: Sequence[str]) -> pl.Expr:
     alike, so a join on the hash finds every matching pair, plus pairs of different keys that
     collide, which the caller must drop or detect.
     """
-    return pl.col(keys[0]).hash() if len(keys) == 1 else pl.struct(list(keys)).hash()
+    return sample_key(keys).hash()
 
 
 def fresh_name(base: str, taken: Sequence[str] | set[str]) -> str:
