@@ -248,16 +248,18 @@ class WriteMixin(ReadMixin):
         row. (A write committed between that snapshot and the tombstones' commit, with an
         earlier timestamp, still loses to the tombstone: rows are ordered by timestamp.)
         """
+        version = table.version()
         for attempt in range(1, SOFT_DELETE_READS + 1):
-            version = table.version()
             rows = self._live_rows(key, filters, all_versions, version)
             if rows.height == 0:
                 return DeleteResult(key, table.uri, version, 0, True, {})
             snapshot = next_timestamp(table)
-            if snapshot.table is not None and snapshot.table.version() == version:
+            latest = None if snapshot.table is None else snapshot.table.version()
+            if latest == version:
                 break
             log.debug("soft delete of %s: the table moved past version %s, reading again (%d)",
                       key, version, attempt)  # fmt: skip
+            version = latest  # the next read is at the snapshot just loaded
         tombstones = rows.with_columns(
             pl.lit(snapshot.timestamp, dtype=TIMESTAMP).alias(METAXY_DELETED_AT),
             pl.lit(self.materialization_id, dtype=pl.String).alias(METAXY_MATERIALIZATION_ID),
