@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -166,3 +167,36 @@ def test_row_groups_split_small_files_for_parallel_encoding(tmp_path: Path, rows
     [uri] = DeltaTable(ref.uri).file_uris()
     metadata = pq.read_metadata(uri.removeprefix("file://"))
     assert metadata.num_rows == rows and metadata.num_row_groups == groups
+
+
+def test_store_files_keep_bounds_of_ids_and_versions_not_of_hashes(pipeline: object, tmp_path: Path) -> None:
+    """Delta statistics: min/max for IDs, user and version columns, null counts only for the hash
+    columns; Parquet footers: null counts only. Files of another feature version are still
+    skipped through the Delta log."""
+    import metaxy_delta as mx
+    from tests.store.conftest import video_samples
+
+    store = mx.DeltaMetadataStore(tmp_path)
+    with store.open("w"):
+        store.write("video/raw", video_samples(5))
+        store.write("video/raw", video_samples(5, start=5).with_columns(metaxy_feature_version=pl.lit("old"), metaxy_project_version=pl.lit("old")), preserve_feature_version=True)
+    table = DeltaTable(store.table_uri("video/raw"))
+    for stats in (_stats_of(table, v) for v in (0, 1)):
+        hashes = {"metaxy_provenance_by_field", "metaxy_provenance", "metaxy_data_version_by_field", "metaxy_data_version"}
+        assert hashes.isdisjoint(stats["minValues"]) and hashes.isdisjoint(stats["maxValues"])
+        assert hashes <= set(stats["nullCount"]) and stats["nullCount"]["metaxy_provenance_by_field"] == {"audio": 0, "frames": 0}
+        for column in ("video_id", "path", "metaxy_feature_version", "metaxy_updated_at"):
+            assert column in stats["minValues"] and column in stats["maxValues"], column
+    for uri in table.file_uris():
+        footer = pq.read_metadata(uri.removeprefix("file://")).row_group(0)
+        column_stats = [footer.column(i).statistics for i in range(footer.num_columns)]
+        assert all(s is not None and s.null_count is not None and not s.has_min_max for s in column_stats)
+    plan = pl.scan_delta(table).filter(pl.col("metaxy_feature_version") == "old").explain()
+    assert plan.count(".parquet") == 1
+    assert pl.scan_delta(table).filter(pl.col("metaxy_feature_version") == "old").collect()["video_id"].to_list() == [f"v{i:04d}" for i in range(5, 10)]
+
+
+def _stats_of(table: DeltaTable, version: int) -> dict[str, Any]:
+    log = Path(table.table_uri.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
+    [add] = [json.loads(line)["add"] for line in log.read_text().splitlines() if '"add"' in line]
+    return json.loads(add["stats"])
