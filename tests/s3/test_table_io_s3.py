@@ -245,7 +245,7 @@ def test_polars_encoded_files_on_s3(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Frames are encoded by Polars and uploaded through delta-rs's object store (``_files``)."""
-    monkeypatch.setattr(_files, "MAX_PARTITIONS", 100)
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
     ref = DeltaTableRef(f"{s3_root}/polars.delta", s3_storage_options)
     frame = pl.DataFrame({"id": ["a", "b", "c"], "part": ["p0", "p1", "p1"]})
     assert ref.append(frame, partition_by=["part"]) == 0

@@ -7,6 +7,8 @@ the Delta schema, partitioning, rows, per-file statistics, and which files a fil
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from metaxy_delta.store import _files
-from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, file_stats, polars_writable
+from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, polars_writable
+from metaxy_delta.store._stats import file_stats
 from metaxy_delta.store._table import DeltaTableRef
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -84,7 +87,7 @@ def test_same_schema_rows_and_stats_as_delta_rs(tmp_path: Path) -> None:
 
 
 def test_partitioned_append_matches_delta_rs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_files, "MAX_PARTITIONS", 100)
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
     ours, theirs = _both(tmp_path, FRAME, partition_by=["part"])
     assert _written_by(ours) == {"Polars"}
     assert ours.schema() == theirs.schema()
@@ -200,3 +203,29 @@ def _stats_of(table: DeltaTable, version: int) -> dict[str, Any]:
     log = Path(table.table_uri.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
     [add] = [json.loads(line)["add"] for line in log.read_text().splitlines() if '"add"' in line]
     return json.loads(add["stats"])
+
+
+def test_writes_over_partitions_take_the_cheaper_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several large partitions are encoded by Polars (files written two at a time, statistics
+    per file); many small ones go to delta-rs's single pass (see ``MIN_PARTITION_ROWS``)."""
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 1_000)
+    big = pl.DataFrame({"id": [f"s{i}" for i in range(3_000)], "part": [f"p{i % 3}" for i in range(3_000)]})
+    small = big.with_columns(pl.format("q{}", pl.int_range(pl.len()) % 30).alias("part"))
+    for name, frame, writer in (("big", big, {"Polars"}), ("small", small, {"delta-rs"})):
+        ref = DeltaTableRef(str(tmp_path / name))
+        assert ref.append(frame, partition_by=["part"]) == 0
+        table = DeltaTable(ref.uri)
+        assert _written_by(table) == writer, name
+        assert pl.read_delta(table).sort("id").equals(frame.sort("id").select(table.schema().to_arrow().names))
+    actions = pl.DataFrame(DeltaTable(str(tmp_path / "big")).get_add_actions(flatten=True))
+    by_part = {r["partition.part"]: r for r in actions.iter_rows(named=True)}
+    assert sorted(by_part) == ["p0", "p1", "p2"]
+    for part, row in by_part.items():
+        ids = big.filter(pl.col("part") == part)["id"]
+        assert (row["num_records"], row["min.id"], row["max.id"]) == (1_000, ids.min(), ids.max())
+
+
+@pytest.mark.parametrize("module", ["_files", "_stats"])
+def test_docstring_examples(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
+    assert result.failed == 0 and result.attempted > 0
