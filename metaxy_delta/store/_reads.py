@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import polars as pl
@@ -21,6 +21,9 @@ from metaxy_delta.store._base import StoreBase, log
 from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import latest_rows, rows_after_first_write
 from metaxy_delta.store._table import DeltaTableRef
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 FilterLike = nw.Expr | str | ParsedFilter
 
@@ -116,6 +119,40 @@ def parse_filters(
     return [parse_filter(i) if isinstance(i, str) else i for i in normalise_filters(filters)]
 
 
+SMALL_SCAN_ROWS = 100_000
+"""Reads of at most this many stored rows pick the latest row per sample with the window alone:
+the pre-pass of :func:`~metaxy_delta.store._frames.rows_after_first_write` is a second scan,
+which pays only on larger reads (1M rows over 100 partitions, 10 % re-written: one partition
+reads in ~16 ms instead of ~21 ms, ten partitions take the same time either way, the whole
+table ~330 ms with the pre-pass and ~470 ms without)."""
+
+
+def rows_in_files(
+    table: DeltaTable | None, filters: Sequence[nw.Expr], schema: pl.Schema
+) -> int | None:
+    """Rows of the files a scan with partition ``filters`` reads, from the Delta log (the
+    ``numRecords`` statistics); ``None`` when a file has none or the filters cannot be applied
+    to the partition values."""
+    if table is None:
+        return None
+    actions = pl.DataFrame(table.get_add_actions(flatten=True))
+    if actions.height == 0:
+        return 0
+    if "num_records" not in actions.columns or actions["num_records"].null_count():
+        return None
+    if filters:
+        try:
+            values = actions.select(
+                "num_records",
+                *[pl.col(c).cast(schema[c[len("partition."):]]).alias(c[len("partition."):])
+                  for c in actions.columns if c.startswith("partition.")],
+            )  # fmt: skip
+            actions = nw.from_native(values).filter(*filters).to_native()
+        except Exception:  # noqa: BLE001 - unusual partition values: no estimate
+            return None
+    return int(actions["num_records"].sum())
+
+
 class ReadMixin(StoreBase):
     """``read``, ``has_feature`` and table inspection."""
 
@@ -135,18 +172,19 @@ class ReadMixin(StoreBase):
     @staticmethod
     def _scan(
         table: DeltaTableRef, *, version: int | None = None, as_of: datetime | None = None
-    ) -> tuple[pl.LazyFrame | None, list[str], bool]:
-        """Lazy scan, partition columns and whether one row per sample is known (one replay).
+    ) -> tuple[pl.LazyFrame | None, list[str], bool, DeltaTable | None]:
+        """Lazy scan, partition columns, whether one row per sample is known, and the loaded
+        table (one replay).
 
         A table whose only commit is a write of this store that validated its IDs unique (no
         ``with_sample_history``) holds one row per sample: reads skip the latest-row selection.
         """
         loaded = table.load(version, as_of=as_of)
         if loaded is None:
-            return None, [], False
+            return None, [], False, None
         # history()[-1] is version 0 (the newest entries may be commits made after the load)
         single = loaded.version() == 0 and loaded.history()[-1].get(UNIQUE_IDS_KEY) is True
-        return pl.scan_delta(loaded), list(loaded.metadata().partition_columns), single
+        return pl.scan_delta(loaded), list(loaded.metadata().partition_columns), single, loaded
 
     def read(
         self,
@@ -184,7 +222,7 @@ class ReadMixin(StoreBase):
         else:
             scoped_version = feature_version
         table = self._table(key)
-        lf, partitions, one_row_per_sample = self._scan(table, version=version, as_of=as_of)
+        lf, partitions, one_row_per_sample, loaded = self._scan(table, version=version, as_of=as_of)
         if lf is None:
             return self._read_fallback(
                 key, allow_fallback, with_store_info,
@@ -193,13 +231,16 @@ class ReadMixin(StoreBase):
                      with_sample_history=with_sample_history,
                      include_soft_deleted=include_soft_deleted, version=version, as_of=as_of),
             )
-        pushed, after = [], []
+        pushed, after, on_partitions = [], [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
         items = parse_filters(filters)
-        check_filters(key, items, lf.collect_schema())
+        schema = lf.collect_schema()
+        check_filters(key, items, schema)
         for item in items:
             cols = filter_columns(item)
             (pushed if cols is not None and cols <= pushable else after).append(_as_expr(item))
+            if cols is not None and cols <= set(partitions):
+                on_partitions.append(pushed[-1])
         if scoped_version is not None:
             lf = lf.filter(pl.col(METAXY_FEATURE_VERSION) == scoped_version)
         frame = nw.from_native(lf)
@@ -209,7 +250,9 @@ class ReadMixin(StoreBase):
             ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
             if ids:
                 native = frame.to_native()
-                frame = nw.from_native(latest_rows(native, ids, rows_after_first_write(native, ids)))
+                rows = rows_in_files(loaded, on_partitions, schema)
+                first = None if rows is not None and rows <= SMALL_SCAN_ROWS else rows_after_first_write(native, ids)
+                frame = nw.from_native(latest_rows(native, ids, first))
         if not include_soft_deleted:
             frame = frame.filter(nw.col(METAXY_DELETED_AT).is_null())
         if after:
@@ -237,7 +280,7 @@ class ReadMixin(StoreBase):
     def read_feature_schema_from_store(self, feature: Any) -> nw.Schema:
         """Schema of the stored table (user and system columns)."""
         self._require_open()
-        lf, _, _ = self._scan(self._table(feature))
+        lf, *_ = self._scan(self._table(feature))
         if lf is None:
             raise FeatureNotFoundError(
                 f"no metadata for feature {self._key(feature)}: table "

@@ -6,12 +6,21 @@ import dataclasses
 import random
 from pathlib import Path
 
+import narwhals as nw
 import polars as pl
 import pytest
 
 import metaxy_delta as mx
+from metaxy_delta.store import _reads
 from metaxy_delta.store._frames import _latest_by_window, latest_rows, rows_after_first_write
+from metaxy_delta.store._table import DeltaTableRef
 from tests.store.conftest import ids, video_samples
+
+
+@pytest.fixture
+def large_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat every read as large: the first-write pre-pass runs however few rows are stored."""
+    monkeypatch.setattr(_reads, "SMALL_SCAN_ROWS", 0)
 
 
 def _plan(store: mx.DeltaMetadataStore) -> str:
@@ -25,7 +34,7 @@ def _audio(store: mx.DeltaMetadataStore) -> list[str]:
 
 
 def test_single_validated_write_skips_dedup_until_the_next_write(
-    tmp_path: Path, pipeline: mx.FeatureGraph
+    tmp_path: Path, pipeline: mx.FeatureGraph, large_reads: None
 ) -> None:
     store = mx.DeltaMetadataStore(tmp_path)
     with store.open("w"):
@@ -53,7 +62,7 @@ def test_single_write_with_sample_history_is_still_deduplicated(
 
 
 def test_window_when_later_writes_overlap_or_dominate(
-    tmp_path: Path, pipeline: mx.FeatureGraph
+    tmp_path: Path, pipeline: mx.FeatureGraph, large_reads: None
 ) -> None:
     store = mx.DeltaMetadataStore(tmp_path)
     with store.open("w"):
@@ -73,7 +82,7 @@ def test_window_when_later_writes_overlap_or_dominate(
 
 @pytest.mark.parametrize("seed", range(6))
 def test_first_write_shortcut_equals_the_window(
-    tmp_path: Path, pipeline: mx.FeatureGraph, seed: int
+    tmp_path: Path, pipeline: mx.FeatureGraph, seed: int, large_reads: None
 ) -> None:
     """Random writes, re-writes and soft deletes: the read equals a window over all rows."""
     rng = random.Random(seed)
@@ -126,3 +135,31 @@ def test_first_write_shortcut_with_two_id_columns() -> None:
     for lookup in (first, dataclasses.replace(first, later_hashes=None)):
         got = latest_rows(rows.lazy(), ["a", "b"], lookup).collect().sort("a", "b")
         assert got.equals(expected) and got["value"].to_list() == ["old", "new", "old", "old"]
+
+
+def test_small_reads_use_the_window_without_a_pre_pass(
+    tmp_path: Path, pipeline: mx.FeatureGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ``SMALL_SCAN_ROWS`` stored rows (from the Delta log): no second scan."""
+    store = mx.DeltaMetadataStore(tmp_path)
+    with store.open("w"):
+        store.write("video/raw", video_samples(4))
+        store.write("video/raw", video_samples(2, audio_suffix="-v2"))  # 6 rows stored
+        assert ".over(" in _plan(store)
+        monkeypatch.setattr(_reads, "SMALL_SCAN_ROWS", 5)
+        assert ".over(" not in _plan(store) and "is_in" in _plan(store)
+        assert _audio(store) == ["a-v0000-v2", "a-v0001-v2", "a-v0002", "a-v0003"]
+
+
+def test_rows_in_files_counts_the_partitions_a_filter_keeps(tmp_path: Path) -> None:
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    frame = pl.DataFrame({"id": [f"s{i}" for i in range(10)], "day": [i % 3 for i in range(10)]})
+    ref.append(frame, partition_by=["day"])
+    ref.append(frame.head(4), partition_by=["day"])
+    table, schema = ref.load(), frame.schema
+    assert _reads.rows_in_files(table, [], schema) == 14
+    assert _reads.rows_in_files(table, [nw.col("day") == 1], schema) == 3 + 1
+    assert _reads.rows_in_files(table, [nw.col("day") >= 1, nw.col("day") < 2], schema) == 4
+    # a filter that cannot be applied to the partition values gives no estimate
+    assert _reads.rows_in_files(table, [nw.col("day").str.starts_with("1")], schema) is None
+    assert _reads.rows_in_files(None, [], schema) is None
