@@ -153,8 +153,12 @@ def stamp_system_columns(
     hash_length: int,
     preserve_feature_version: bool,
     soft_delete: bool = False,
-) -> pl.DataFrame:
-    """Add/overwrite the ten system columns and order them after the user columns."""
+) -> tuple[pl.DataFrame, list[str]]:
+    """Add/overwrite the ten system columns and order them after the user columns.
+
+    Returns the frame and the names of the columns stamped with one value for every row (for
+    :func:`~metaxy_delta.store._files.write_files`, which writes them as shared chunks).
+    """
     lf = finalize_versions(
         frame.lazy(), plan, hash_algorithm, hash_length, complete=_complete_columns(frame)
     )
@@ -186,9 +190,15 @@ def stamp_system_columns(
     lf = lf.with_columns(updates)
     user = [c for c in lf.collect_schema() if c not in ALL_SYSTEM_COLUMNS]
     enums = [c for c, t in lf.collect_schema().items() if isinstance(t, (pl.Enum, pl.Categorical))]
-    return lf.with_columns(pl.col(enums).cast(pl.String)).select(
-        [*user, *ALL_SYSTEM_COLUMNS]
-    ).collect()
+    constants = [METAXY_MATERIALIZATION_ID, METAXY_DELETED_AT if soft_delete else METAXY_UPDATED_AT]
+    if not keep_versions:
+        constants += [METAXY_FEATURE_VERSION, METAXY_PROJECT_VERSION]
+    if METAXY_CREATED_AT not in columns:
+        constants.append(METAXY_CREATED_AT)
+    if METAXY_DELETED_AT not in columns and not soft_delete:
+        constants.append(METAXY_DELETED_AT)
+    frame = lf.with_columns(pl.col(enums).cast(pl.String)).select([*user, *ALL_SYSTEM_COLUMNS])
+    return frame.collect(), constants
 
 
 def _complete_columns(frame: pl.DataFrame) -> list[str]:

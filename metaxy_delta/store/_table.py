@@ -26,7 +26,7 @@ environment) is plain ``http://``, ``AWS_ALLOW_HTTP=true`` is added unless alrea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -191,6 +191,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         write_options: Mapping[str, Any] | None = None,
         max_attempts: int = DEFAULT_APPEND_ATTEMPTS,
         snapshot: DeltaTable | None = None,
+        constant_columns: Collection[str] = (),
     ) -> int:
         """Append ``data`` in exactly one commit, creating the table on the first write.
 
@@ -218,6 +219,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                 :data:`~metaxy_delta.store._commits.DEFAULT_APPEND_ATTEMPTS`).
             snapshot: This table as the caller loaded it (saves one log replay); the first attempt
                 commits on it, later attempts reload.
+            constant_columns: Columns of a Polars frame that hold one value in every row, as
+                the caller guarantees (the store's stamped system columns); the Polars path
+                writes them as shared chunks (see ``_files.constant_series``).
 
         Returns:
             The version of this write's commit (exact under concurrent writers).
@@ -242,7 +246,8 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
 
         if isinstance(data, pl.DataFrame) and (
             version := self._append_with_polars(
-                data, partitions, commit, txn_id, options, max_attempts, snapshot
+                data, partitions, commit, txn_id, options, max_attempts, snapshot,
+                constant_columns,
             )
         ) is not None:
             return version

@@ -121,7 +121,7 @@ class WriteMixin(ReadMixin):
         validate_frame(frame, plan, allow_duplicates=with_sample_history)
         table = self._table(key)
         snapshot = next_timestamp(table)
-        stamped = stamp_system_columns(
+        stamped, constants = stamp_system_columns(
             frame,
             plan,
             feature_version=graph.get_feature_version(key),
@@ -138,7 +138,7 @@ class WriteMixin(ReadMixin):
             check_stored_dtypes(stamped, snapshot.schema, key)
         return self._append(
             key, table, stamped, materialization_id, partition_by, snapshot=snapshot.table,
-            unique_ids=not with_sample_history,
+            unique_ids=not with_sample_history, constant_columns=constants,
         )  # fmt: skip
 
     def _append(
@@ -151,6 +151,7 @@ class WriteMixin(ReadMixin):
         *,
         snapshot: DeltaTable | None,
         unique_ids: bool = False,
+        constant_columns: Sequence[str] = (),
     ) -> WriteResult:
         exists = snapshot is not None
         if frame.height == 0 and exists:
@@ -176,6 +177,7 @@ class WriteMixin(ReadMixin):
             },
             write_options=self._write_options(exists),
             snapshot=snapshot,
+            constant_columns=constant_columns,
         )
         log.info("wrote %d rows of %s to %s (version %s)", frame.height, key, table.uri, version)
         return WriteResult(key, table.uri, version, frame.height)

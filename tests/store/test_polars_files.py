@@ -229,3 +229,26 @@ def test_writes_over_partitions_take_the_cheaper_encoder(tmp_path: Path, monkeyp
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stamped constants (scalar columns) come back with their values, in every partition."""
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
+    monkeypatch.setattr(_files, "CONSTANT_CHUNK_ROWS", 7)  # several chunks per file
+    n = 50
+    frame = pl.select(
+        id=pl.format("s{}", pl.int_range(n)), part=pl.format("p{}", pl.int_range(n) % 3)
+    ).with_columns(
+        version=pl.lit("3d4e5cee"), at=pl.lit(T0, dtype=pl.Datetime("us", "UTC")),
+        gone=pl.lit(None, dtype=pl.Datetime("us", "UTC")), run=pl.lit(None, dtype=pl.String),
+    )  # fmt: skip
+    constants = ["version", "at", "gone", "run"]
+    for partition_by in (None, ["part"]):
+        ref = DeltaTableRef(str(tmp_path / f"t-{partition_by}"))
+        ref.append(frame, partition_by=partition_by, constant_columns=constants)
+        table = DeltaTable(ref.uri)
+        assert _written_by(table) == {"Polars"}
+        back = pl.read_delta(table).select(frame.columns).sort("id")
+        assert back.equals(frame.sort("id")), partition_by
+    shared = _files.constant_series("v", T0, pl.Datetime("us", "UTC"), 20)
+    assert shared.n_chunks() == 3 and shared.to_list() == [T0] * 20
