@@ -252,3 +252,16 @@ def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypat
         assert back.equals(frame.sort("id")), partition_by
     shared = _files.constant_series("v", T0, pl.Datetime("us", "UTC"), 20)
     assert shared.n_chunks() == 3 and shared.to_list() == [T0] * 20
+
+
+def test_large_frames_are_split_into_files_of_about_file_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pl.select(id=pl.format("s{}", pl.int_range(10_000)), n=pl.int_range(10_000))
+    size = frame.estimated_size()
+    monkeypatch.setattr(_files, "FILE_BYTES", size // 4 + 1)  # -> 4 files
+    monkeypatch.setattr(_files, "SIZE_SAMPLE_ROWS", 500)  # the size is estimated from 500 rows
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    ref.append(frame.with_columns(v=pl.lit("3d4e5cee")), constant_columns=["v"])
+    actions = pl.DataFrame(DeltaTable(ref.uri).get_add_actions(flatten=True)).sort("min.n")
+    assert actions["num_records"].to_list() == [2_500] * 4
+    assert actions["min.n"].to_list() == [0, 2_500, 5_000, 7_500]
+    assert pl.read_delta(ref.uri).sort("n").equals(frame.with_columns(v=pl.lit("3d4e5cee")))
