@@ -235,6 +235,7 @@ def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypat
     """Stamped constants (scalar columns) come back with their values, in every partition."""
     monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
     monkeypatch.setattr(_files, "CONSTANT_CHUNK_ROWS", 7)  # several chunks per file
+    monkeypatch.setattr(_files, "SHARED_CONSTANTS_MIN_ROWS", 10)
     n = 50
     frame = pl.select(
         id=pl.format("s{}", pl.int_range(n)), part=pl.format("p{}", pl.int_range(n) % 3)
