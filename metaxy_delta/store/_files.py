@@ -293,7 +293,7 @@ def _partition_groups(
 def _chunks(frame: pl.DataFrame, constants: Collection[str]) -> Iterator[pl.DataFrame]:
     # sized from a sample, without the constants (a scalar column would count one value, after
     # materialising itself); the whole frame's estimate walks every chunk (~0.1 s per 10M rows)
-    sample = frame.select(c for c in frame.columns if c not in constants).head(SIZE_SAMPLE_ROWS)
+    sample = frame.head(SIZE_SAMPLE_ROWS).select(c for c in frame.columns if c not in constants)
     size = sample.estimated_size() * frame.height / max(1, sample.height)
     count = max(1, math.ceil(size / FILE_BYTES))
     step = math.ceil(frame.height / count) if frame.height else 0
@@ -308,7 +308,7 @@ def _share_constants(frame: pl.DataFrame, columns: Collection[str]) -> pl.DataFr
     names = [c for c in columns if c in frame.columns]
     if not names or frame.height < SHARED_CONSTANTS_MIN_ROWS:
         return frame
-    first = frame.select(names).head(1).row(0)  # a scalar column's head is not materialised
+    first = frame.head(1).select(names).row(0)  # select() on all rows would copy them
     return frame.with_columns(
         constant_series(c, v, frame.schema[c], frame.height) for c, v in zip(names, first)
     )
