@@ -337,9 +337,9 @@ def constant_series(name: str, value: object, dtype: pl.DataType, n: int) -> pl.
     """
     chunk = pl.select(pl.repeat(value, min(n, CONSTANT_CHUNK_ROWS), dtype=dtype).alias(name))
     column = chunk.to_series()
-    whole, rest = divmod(n, CONSTANT_CHUNK_ROWS)
-    if whole <= 1 and not (whole == 1 and rest):
+    if n <= CONSTANT_CHUNK_ROWS:
         return column
+    whole, rest = divmod(n, CONSTANT_CHUNK_ROWS)
     return pl.concat([column] * whole + ([column.slice(0, rest)] if rest else []), rechunk=False)
 
 

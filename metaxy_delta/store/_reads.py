@@ -251,7 +251,8 @@ class ReadMixin(StoreBase):
             if ids:
                 native = frame.to_native()
                 rows = rows_in_files(loaded, on_partitions, schema)
-                first = None if rows is not None and rows <= SMALL_SCAN_ROWS else rows_after_first_write(native, ids)
+                small = rows is not None and rows <= SMALL_SCAN_ROWS
+                first = None if small else rows_after_first_write(native, ids)
                 frame = nw.from_native(latest_rows(native, ids, first))
         if not include_soft_deleted:
             frame = frame.filter(nw.col(METAXY_DELETED_AT).is_null())
