@@ -38,7 +38,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
 from metaxy_delta.models.constants import RENAMED_UPSTREAM_COLUMNS
 from metaxy_delta.store._commits import find_commit, log_append
-from metaxy_delta.store._stats import files_stats
+from metaxy_delta.store._stats import SIGNED_INTEGERS, files_stats
 
 _T = TypeVar("_T")
 
@@ -99,13 +99,13 @@ its own statistics, instead.
 
 _SAFE_PARTITION_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
 _PLAIN = (pl.String, pl.Boolean, pl.Date, pl.Binary, pl.Float32, pl.Float64)
-_SIGNED = (pl.Int8, pl.Int16, pl.Int32, pl.Int64)
 
 
 def polars_writable(schema: pl.Schema, partitions: Sequence[str]) -> bool:
     """Whether frames of ``schema`` can be written by Polars (see the module docstring)."""
+    partition_dtypes = (pl.String, *SIGNED_INTEGERS)
     return all(
-        _plain(dtype) and (name not in partitions or isinstance(dtype, (pl.String, *_SIGNED)))
+        _plain(dtype) and (name not in partitions or isinstance(dtype, partition_dtypes))
         for name, dtype in schema.items()
     )
 
@@ -273,7 +273,7 @@ def _plain(dtype: pl.DataType) -> bool:
         return _plain(dtype.inner)  # type: ignore[arg-type]
     if isinstance(dtype, pl.Datetime):
         return dtype.time_unit == "us" and dtype.time_zone == "UTC"
-    return isinstance(dtype, (*_PLAIN, *_SIGNED))
+    return isinstance(dtype, (*_PLAIN, *SIGNED_INTEGERS))
 
 
 def _partition_groups(

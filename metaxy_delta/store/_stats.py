@@ -15,7 +15,8 @@ import polars as pl
 
 STATS_STRING_PREFIX = 32
 """Longest string kept in file statistics (delta-rs's truncation length)."""
-_SIGNED = (pl.Int8, pl.Int16, pl.Int32, pl.Int64)
+SIGNED_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64)
+"""Integer dtypes that get min/max statistics (and that Polars-written files may hold)."""
 
 
 def file_stats(frame: pl.DataFrame, *, unbounded: Collection[str] = ()) -> str:
@@ -91,7 +92,7 @@ def _column(path: tuple[str, ...]) -> pl.Expr:
 
 
 def _has_bounds(dtype: pl.DataType) -> bool:
-    return isinstance(dtype, (pl.String, pl.Date, pl.Datetime, *_SIGNED))
+    return isinstance(dtype, (pl.String, pl.Date, pl.Datetime, *SIGNED_INTEGERS))
 
 
 def _bound(value: Any, dtype: pl.DataType, *, upper: bool) -> Any:
