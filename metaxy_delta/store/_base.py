@@ -13,6 +13,7 @@ from metaxy_delta.models.constants import HashAlgorithm
 from metaxy_delta.models.graph import FeatureGraph, current_graph
 from metaxy_delta.models.keys import FeatureKey, coerce_to_feature_key
 from metaxy_delta.store._config import DeltaMetadataStoreConfig
+from metaxy_delta.store._snapshots import SnapshotCache
 from metaxy_delta.store._table import DeltaTableRef
 from metaxy_delta.versioning import check_algorithm
 
@@ -70,6 +71,7 @@ class StoreBase:
         self.checkpoint_interval = checkpoint_interval
         self._modes: list[AccessMode] = []
         self._exit_stack: ExitStack | None = None
+        self._snapshots = SnapshotCache()  # latest snapshots read while open (see _snapshots)
         self._config = None
         try:
             from metaxy_delta.config import MetaxyConfig
@@ -155,6 +157,8 @@ class StoreBase:
             yield self
         finally:
             self._modes.pop()
+            if not self._modes:
+                self._snapshots.clear()
 
     def __enter__(self) -> Any:
         self._exit_stack = ExitStack()

@@ -16,7 +16,7 @@ from typing import Any
 
 from metaxy_delta.errors import DependencyError, FeatureNotFoundError
 from metaxy_delta.models.keys import FeatureKey, coerce_to_feature_key
-from metaxy_delta.store._reads import FilterLike, normalise_filters
+from metaxy_delta.store._reads import FilterLike, parse_filters
 from metaxy_delta.store._writes import WriteMixin
 from metaxy_delta.versioning import Increment, LazyIncrement, resolve
 
@@ -66,9 +66,13 @@ class DeltaMetadataStore(WriteMixin):
         self._require_open()
         key = self._key(feature)
         plan = self._graph().get_feature_plan(key)
-        per_feature = {coerce_to_feature_key(k): list(v) for k, v in (filters or {}).items()}
-        shared = normalise_filters(global_filters)
-        target = [*per_feature.get(key, []), *shared, *normalise_filters(target_filters)]
+        # SQL strings parsed once here, not once per table read below
+        per_feature = {
+            coerce_to_feature_key(k): parse_filters(v) for k, v in (filters or {}).items()
+        }
+        shared = parse_filters(global_filters)
+        targeted = parse_filters(target_filters)
+        target = [*per_feature.get(key, []), *shared, *targeted]
         try:  # one log replay: no separate exists() check
             current = self.read(key, filters=target, allow_fallback=False).to_native()
         except FeatureNotFoundError:
@@ -84,7 +88,7 @@ class DeltaMetadataStore(WriteMixin):
 
             from metaxy_delta.store._reads import _as_expr
 
-            samples = nw.from_native(samples).filter(*[_as_expr(f) for f in target_filters])
+            samples = nw.from_native(samples).filter(*[_as_expr(f) for f in targeted])
         increment = resolve(
             plan,
             upstream=upstream,

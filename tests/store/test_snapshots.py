@@ -1,0 +1,101 @@
+"""An open store reuses the latest snapshot it read while the table is unchanged (_snapshots)."""
+
+from __future__ import annotations
+
+import pickle
+
+import polars as pl
+
+import metaxy_delta as mx
+from tests.store.conftest import ids, video_samples
+
+
+def _cached_table(store: mx.DeltaMetadataStore, key: str) -> object:
+    entry = store._snapshots.get(store.table_uri(key))
+    assert entry is not None, f"no current cached snapshot of {key}"
+    return entry.table
+
+
+def _sorted(frame: object) -> pl.DataFrame:
+    return frame.collect().to_native().sort("video_id")  # type: ignore[attr-defined]
+
+
+def test_reads_reuse_the_snapshot_until_any_commit(
+    root_and_options: tuple[str, dict[str, str] | None], pipeline: mx.FeatureGraph
+) -> None:
+    root, options = root_and_options
+    store = mx.DeltaMetadataStore(root, storage_options=options)
+    other = mx.DeltaMetadataStore(root, storage_options=options)  # another writer, same tables
+    with store.open("w"), other.open("w"):
+        store.write("video/raw", video_samples(10))
+        assert len(ids(store.read("video/raw"))) == 10
+        first = _cached_table(store, "video/raw")
+        assert len(ids(store.read("video/raw", filters=["video_id < 'v0005'"]))) == 5
+        assert _cached_table(store, "video/raw") is first  # no log replay for the second read
+
+        other.write("video/raw", video_samples(5, start=10))  # a commit the cache did not see
+        assert len(ids(store.read("video/raw"))) == 15
+        assert _cached_table(store, "video/raw") is not first
+
+        other.delete("video/raw", filters=["video_id >= 'v0010'"], soft=False)
+        assert len(ids(store.read("video/raw"))) == 10
+        assert len(ids(store.read("video/raw", version=1))) == 15  # past versions: no cache
+
+
+def test_a_lazy_read_keeps_its_version_after_later_commits(
+    root_and_options: tuple[str, dict[str, str] | None], pipeline: mx.FeatureGraph
+) -> None:
+    root, options = root_and_options
+    store = mx.DeltaMetadataStore(root, storage_options=options)
+    with store.open("w"):
+        store.write("video/raw", video_samples(10))
+        before = store.read("video/raw")  # lazy, built on the cached snapshot
+        store.write("video/raw", video_samples(5, start=10))
+        after = store.read("video/raw")
+        assert len(ids(before)) == 10  # collected after the commit: still version 0
+        assert len(ids(after)) == 15
+        assert len(ids(before)) == 10  # and the newer snapshot did not change it
+
+
+def test_the_reused_scan_answers_other_filters_columns_and_resolves(tmp_path, pipeline) -> None:
+    """Polars keeps the file listing of the first collect inside the cached scan frame: later
+    frames derived from it with other partition filters and projections must get exactly what a
+    fresh store (no cache) gets."""
+    store = mx.DeltaMetadataStore(tmp_path / "s", partition_by=["part"])
+    samples = video_samples(40).with_columns(part=pl.Series([f"p{i % 4}" for i in range(40)]))
+    queries = [
+        dict(filters=["part = 'p1'"], columns=["video_id"]),
+        dict(filters=["part = 'p2'"]),
+        dict(filters=["part IN ('p0', 'p3')", "video_id > 'v0010'"], columns=["video_id", "part"]),
+        dict(),
+    ]
+    with store.open("w"):
+        store.write("video/raw", samples)
+        store.write("video/transcript", store.resolve_update("video/transcript").new.to_native())
+        store.write("video/raw", samples.head(8).with_columns(
+            metaxy_provenance_by_field=pl.struct(audio=pl.lit("changed"), frames=pl.lit("f"))
+        ))
+        cached = [_sorted(store.read("video/raw", **q)) for q in [*queries, *queries]]
+        stale = [
+            len(store.resolve_update("video/transcript", filters={"video/raw": [part]}).stale)
+            for part in ("part = 'p0'", "part = 'p1'", "part = 'p2'", "part = 'p3'")
+        ]
+        assert len(store._snapshots) == 2
+    for q, got, again in zip(queries, cached[:4], cached[4:], strict=True):
+        with mx.DeltaMetadataStore(tmp_path / "s").open("r") as fresh:
+            expected = _sorted(fresh.read("video/raw", **q))
+        assert got.equals(expected), q
+        assert again.equals(expected), q
+    assert stale == [2, 2, 2, 2]  # rows 0..7 changed audio, two per partition
+
+
+def test_closing_the_store_empties_the_cache_and_pickles_start_empty(tmp_path, pipeline) -> None:
+    store = mx.DeltaMetadataStore(tmp_path / "s")
+    with store.open("w"):
+        store.write("video/raw", video_samples(3))
+        with store.open("r"):  # a nested open keeps the outer session's cache
+            store.read("video/raw").collect()
+        assert len(store._snapshots) == 1
+        copy = pickle.loads(pickle.dumps(store))
+        assert len(copy._snapshots) == 0
+    assert len(store._snapshots) == 0
