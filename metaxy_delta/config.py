@@ -398,30 +398,4 @@ def _default_config(cls: type[MetaxyConfig], env: tuple[tuple[str, str], ...]) -
     return cls._build({}, None)
 
 
-def init(
-    config: MetaxyConfig | Path | str | None = None, search_parents: bool = True
-) -> MetaxyConfig:
-    """Set up Metaxy: install the configuration, then import the feature modules.
-
-    A :class:`MetaxyConfig` is installed as is; otherwise :meth:`MetaxyConfig.load` reads
-    ``config`` (a file path) or discovers the file. Then the feature modules are imported (see
-    :func:`load_features`): ``entrypoints``, installed packages' ``metaxy.project`` entry
-    points, and ``METAXY_ENTRYPOINT*`` env vars (comma-separated). A module next to the config
-    file is found even if that directory is not on ``sys.path``.
-
-    Raises:
-        InvalidConfigError: Invalid configuration, or an entrypoint cannot be imported.
-
-    Examples:
-        >>> from metaxy_delta.config import MetaxyConfig, init
-        >>> config = init()  # doctest: +SKIP
-        >>> config = init("path/to/metaxy.toml")  # doctest: +SKIP
-        >>> config = init(MetaxyConfig(entrypoints=["demo.features"]))  # doctest: +SKIP
-    """
-    if isinstance(config, MetaxyConfig):
-        MetaxyConfig.set(config)
-    else:
-        config = MetaxyConfig.load(config, search_parents=search_parents)
-    base_dir = config.config_file.parent if config.config_file is not None else None
-    load_features(config.entrypoints, base_dir=base_dir)
-    return config
+from metaxy_delta._config._init import init  # noqa: E402 - uses MetaxyConfig, defined above
