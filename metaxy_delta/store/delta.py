@@ -40,6 +40,10 @@ class DeltaMetadataStore(WriteMixin):
         max_commit_retries: delta-rs commit retries for concurrent writers.
         checkpoint_interval: ``delta.checkpointInterval`` of the tables this store creates
             (default 10; delta-rs's own default of 100 makes log replay on S3 slow).
+
+    While the store is open, reads of a table's latest version reuse the snapshot (and Polars
+    scan) of the previous read as long as nothing has committed to the table since: one log
+    listing instead of a log replay (see ``metaxy_delta.store._snapshots``).
     """
 
     def resolve_update(
