@@ -99,3 +99,35 @@ def test_closing_the_store_empties_the_cache_and_pickles_start_empty(tmp_path, p
         copy = pickle.loads(pickle.dumps(store))
         assert len(copy._snapshots) == 0
     assert len(store._snapshots) == 0
+
+
+def test_threads_reading_one_open_store_while_another_store_writes(tmp_path, pipeline) -> None:
+    """Reader threads share one open store (and its cache) while a writer commits: every read
+    sees a whole number of commits, never fewer rows than an earlier read of the same thread,
+    and the last reads see every row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = mx.DeltaMetadataStore(tmp_path / "s")
+    writer = mx.DeltaMetadataStore(tmp_path / "s")
+    commits, rows_per_commit = 12, 5
+    with writer.open("w"):
+        writer.write("video/raw", video_samples(rows_per_commit))
+
+    def count() -> int:
+        with pipeline.use():  # the active graph is per context: threads start without it
+            return len(ids(reader.read("video/raw")))
+
+    def read_many() -> list[int]:
+        return [count() for _ in range(25)]
+
+    with reader.open("r"), ThreadPoolExecutor(4) as pool:
+        readers = [pool.submit(read_many) for _ in range(3)]
+        with writer.open("w"):
+            for i in range(1, commits):
+                writer.write("video/raw", video_samples(rows_per_commit, start=i * rows_per_commit))
+        seen = [f.result() for f in readers]
+        final = [pool.submit(count) for _ in range(4)]
+        assert [f.result() for f in final] == [commits * rows_per_commit] * 4
+    for counts in seen:
+        assert counts == sorted(counts)
+        assert all(c % rows_per_commit == 0 and c >= rows_per_commit for c in counts)
