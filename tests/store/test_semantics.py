@@ -164,3 +164,14 @@ def test_soft_delete_rereads_when_a_writer_commits_before_its_tombstones(
         rows = local.read("video/raw").collect().to_native().sort("video_id")
         assert rows["video_id"].to_list() == ["v0000", "v0001", "v0002"]
         assert rows["path"].to_list()[1] == "s3://videos/moved.mp4"
+
+
+def test_resolve_update_takes_one_sql_string_per_feature(local: mx.DeltaMetadataStore) -> None:
+    """``filters={feature: "sql"}`` is one filter (it used to be split into characters)."""
+    with local.open("w"):
+        local.write("video/raw", video_samples(6))
+        one = local.resolve_update("video/transcript", filters={"video/raw": "video_id < 'v0002'"})
+        listed = local.resolve_update(
+            "video/transcript", filters={"video/raw": ["video_id < 'v0002'"]}
+        )
+    assert ids(one.new) == ids(listed.new) == ["v0000", "v0001"]
