@@ -191,20 +191,19 @@ class ReadMixin(StoreBase):
 
     def _scan(
         self, table: DeltaTableRef, *, version: int | None = None, as_of: datetime | None = None
-    ) -> tuple[pl.LazyFrame | None, list[str], bool, DeltaTable | None]:
-        """Lazy scan, partition columns, whether one row per sample is known, and the loaded
-        table (one replay; none while the store's cached latest snapshot is current, see
-        ``_snapshots``).
+    ) -> Snapshot | None:
+        """The table loaded (one replay; none while the store's cached latest snapshot is
+        current, see ``_snapshots``) with its lazy scan, or ``None`` if it does not exist.
 
         A table whose only commit is a write of this store that validated its IDs unique (no
         ``with_sample_history``) holds one row per sample: reads skip the latest-row selection.
         """
         latest = version is None and as_of is None
         if latest and (hit := self._snapshots.get(table.uri)) is not None:
-            return hit.scan, hit.partitions, hit.one_row_per_sample, hit.table
+            return hit
         loaded = table.load(version, as_of=as_of)
         if loaded is None:
-            return None, [], False, None
+            return None
         # history()[-1] is version 0 (the newest entries may be commits made after the load)
         single = loaded.version() == 0 and loaded.history()[-1].get(UNIQUE_IDS_KEY) is True
         snapshot = Snapshot(
@@ -212,7 +211,7 @@ class ReadMixin(StoreBase):
         )
         if latest:
             self._snapshots.put(table.uri, snapshot)
-        return snapshot.scan, snapshot.partitions, single, loaded
+        return snapshot
 
     def read(
         self,
@@ -250,8 +249,8 @@ class ReadMixin(StoreBase):
         else:
             scoped_version = feature_version
         table = self._table(key)
-        lf, partitions, one_row_per_sample, loaded = self._scan(table, version=version, as_of=as_of)
-        if lf is None or loaded is None:
+        snapshot = self._scan(table, version=version, as_of=as_of)
+        if snapshot is None:
             return self._read_fallback(
                 key, allow_fallback, with_store_info,
                 dict(feature_version=feature_version, filters=filters, columns=columns,
@@ -259,6 +258,7 @@ class ReadMixin(StoreBase):
                      with_sample_history=with_sample_history,
                      include_soft_deleted=include_soft_deleted, version=version, as_of=as_of),
             )
+        lf, partitions, loaded = snapshot.scan, snapshot.partitions, snapshot.table
         pushed, after, on_partitions = [], [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
         items = parse_filters(filters)
@@ -274,7 +274,7 @@ class ReadMixin(StoreBase):
         frame = nw.from_native(lf)
         if pushed:
             frame = frame.filter(*pushed)
-        if not with_sample_history and not one_row_per_sample:
+        if not with_sample_history and not snapshot.one_row_per_sample:
             ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
             if ids:
                 native = frame.to_native()
@@ -309,14 +309,14 @@ class ReadMixin(StoreBase):
     def read_feature_schema_from_store(self, feature: Any) -> nw.Schema:
         """Schema of the stored table (user and system columns)."""
         self._require_open()
-        lf, *_ = self._scan(self._table(feature))
-        if lf is None:
+        snapshot = self._scan(self._table(feature))
+        if snapshot is None:
             raise FeatureNotFoundError(
                 f"no metadata for feature {self._key(feature)}: table "
                 f"{self.table_uri(feature)} does not exist",
                 keys=[self._key(feature)],
             )
-        return nw.from_native(lf).collect_schema()
+        return nw.from_native(snapshot.scan).collect_schema()
 
     @staticmethod
     def user_columns(columns: Sequence[str]) -> list[str]:
