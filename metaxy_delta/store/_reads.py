@@ -77,11 +77,8 @@ def check_filters(key: Any, items: Sequence[FilterLike], schema: pl.Schema) -> N
                     f"but it is {schema[column]}, not boolean; compare it with a value",
                     source=parsed.source,
                 )
-        dtypes = tuple((c, schema[c]) for c in sorted(parsed.columns))
-        try:
-            dtype = _filter_dtype(parsed, dtypes)
-        except TypeError:  # an unhashable dtype: check without the memo
-            dtype = _filter_dtype.__wrapped__(parsed, dtypes)
+        # Polars dtypes and filter literals are hashable: the memo key always works
+        dtype = _filter_dtype(parsed, tuple((c, schema[c]) for c in sorted(parsed.columns)))
         if isinstance(dtype, str):
             raise FilterParseError(
                 f"filter {parsed.source!r} does not fit the columns of {key} "
