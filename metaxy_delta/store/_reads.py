@@ -204,7 +204,11 @@ class ReadMixin(StoreBase):
         # history()[-1] is version 0 (the newest entries may be commits made after the load)
         single = loaded.version() == 0 and loaded.history()[-1].get(UNIQUE_IDS_KEY) is True
         snapshot = Snapshot(
-            loaded, pl.scan_delta(loaded), list(loaded.metadata().partition_columns), single
+            loaded,
+            pl.scan_delta(loaded),
+            pl.Schema(loaded.schema()),
+            list(loaded.metadata().partition_columns),
+            single,
         )
         if latest:
             self._snapshots.put(table.uri, snapshot)
@@ -255,11 +259,10 @@ class ReadMixin(StoreBase):
                      with_sample_history=with_sample_history,
                      include_soft_deleted=include_soft_deleted, version=version, as_of=as_of),
             )
-        lf, partitions, loaded = snapshot.scan, snapshot.partitions, snapshot.table
+        lf, partitions, schema = snapshot.scan, snapshot.partitions, snapshot.schema
         pushed, after, on_partitions = [], [], []
         pushable = set(partitions) | {METAXY_FEATURE_VERSION}
         items = parse_filters(filters)
-        schema = pl.Schema(loaded.schema())  # = lf.collect_schema(), ~30× cheaper
         check_filters(key, items, schema)
         for item in items:
             cols = filter_columns(item)
@@ -275,7 +278,7 @@ class ReadMixin(StoreBase):
             ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
             if ids:
                 native = frame.to_native()
-                rows = rows_in_files(loaded, on_partitions, schema)
+                rows = rows_in_files(snapshot.table, on_partitions, schema)
                 small = rows is not None and rows <= SMALL_SCAN_ROWS
                 first = None if small else rows_after_first_write(native, ids)
                 frame = nw.from_native(latest_rows(native, ids, first))
