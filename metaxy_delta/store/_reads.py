@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import narwhals as nw
 import polars as pl
@@ -23,9 +23,6 @@ from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import latest_rows, rows_after_first_write
 from metaxy_delta.store._snapshots import Snapshot
 from metaxy_delta.store._table import DeltaTableRef
-
-if TYPE_CHECKING:
-    from deltalake import DeltaTable
 
 FilterLike = nw.Expr | str | ParsedFilter
 
@@ -144,25 +141,21 @@ reads in ~16 ms instead of ~21 ms, ten partitions take the same time either way,
 table ~330 ms with the pre-pass and ~470 ms without)."""
 
 
-def rows_in_files(
-    table: DeltaTable | None, filters: Sequence[nw.Expr], schema: pl.Schema
-) -> int | None:
-    """Rows of the files a scan with partition ``filters`` reads, from the Delta log (the
-    ``numRecords`` statistics); ``None`` when a file has none or the filters cannot be applied
-    to the partition values."""
-    if table is None:
+def rows_in_files(snapshot: Snapshot, filters: Sequence[nw.Expr]) -> int | None:
+    """Rows of the files a scan of ``snapshot`` with partition ``filters`` reads, from the Delta
+    log (the ``numRecords`` statistics); ``None`` when a file has none or the filters cannot be
+    applied to the partition values."""
+    actions = snapshot.file_rows
+    if actions is None:
         return None
-    actions = pl.DataFrame(table.get_add_actions(flatten=True))
     if actions.height == 0:
         return 0
-    if "num_records" not in actions.columns or actions["num_records"].null_count():
-        return None
     if filters:
         try:
             values = actions.select(
                 "num_records",
-                *[pl.col(c).cast(schema[c[len("partition."):]]).alias(c[len("partition."):])
-                  for c in actions.columns if c.startswith("partition.")],
+                *[pl.col(f"partition.{c}").cast(snapshot.schema[c]).alias(c)
+                  for c in snapshot.partitions if f"partition.{c}" in actions.columns],
             )  # fmt: skip
             actions = nw.from_native(values).filter(*filters).to_native()
         except Exception:  # noqa: BLE001 - unusual partition values: no estimate
@@ -275,10 +268,11 @@ class ReadMixin(StoreBase):
         if pushed:
             frame = frame.filter(*pushed)
         if not with_sample_history and not snapshot.one_row_per_sample:
-            ids = self._graph().get_feature_definition(key).spec.id_columns if key in self._graph() else ()
+            graph = self._graph()
+            ids = graph.get_feature_definition(key).spec.id_columns if key in graph else ()
             if ids:
                 native = frame.to_native()
-                rows = rows_in_files(snapshot.table, on_partitions, schema)
+                rows = rows_in_files(snapshot, on_partitions)
                 small = rows is not None and rows <= SMALL_SCAN_ROWS
                 first = None if small else rows_after_first_write(native, ids)
                 frame = nw.from_native(latest_rows(native, ids, first))

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 if TYPE_CHECKING:
-    import polars as pl
     from deltalake import DeltaTable
 
 
@@ -39,6 +41,18 @@ class Snapshot:
     schema: pl.Schema  # = scan.collect_schema(), taken from the Delta schema (~30× cheaper)
     partitions: list[str]
     one_row_per_sample: bool
+
+    @cached_property
+    def file_rows(self) -> pl.DataFrame | None:
+        """The flattened ``add`` actions of the snapshot's data files (``num_records``,
+        ``partition.<column>``, ...), read from the log once per snapshot (~0.3-0.8 ms for 200
+        files); ``None`` when a file has no ``numRecords`` statistic."""
+        actions = pl.DataFrame(self.table.get_add_actions(flatten=True))
+        if actions.height and (
+            "num_records" not in actions.columns or actions["num_records"].null_count()
+        ):
+            return None
+        return actions
 
 
 def latest_version(table: DeltaTable) -> int | None:

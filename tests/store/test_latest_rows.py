@@ -13,6 +13,7 @@ import pytest
 import metaxy_delta as mx
 from metaxy_delta.store import _reads
 from metaxy_delta.store._frames import _latest_by_window, latest_rows, rows_after_first_write
+from metaxy_delta.store._snapshots import Snapshot
 from metaxy_delta.store._table import DeltaTableRef
 from tests.store.conftest import ids, video_samples
 
@@ -156,10 +157,14 @@ def test_rows_in_files_counts_the_partitions_a_filter_keeps(tmp_path: Path) -> N
     frame = pl.DataFrame({"id": [f"s{i}" for i in range(10)], "day": [i % 3 for i in range(10)]})
     ref.append(frame, partition_by=["day"])
     ref.append(frame.head(4), partition_by=["day"])
-    table, schema = ref.load(), frame.schema
-    assert _reads.rows_in_files(table, [], schema) == 14
-    assert _reads.rows_in_files(table, [nw.col("day") == 1], schema) == 3 + 1
-    assert _reads.rows_in_files(table, [nw.col("day") >= 1, nw.col("day") < 2], schema) == 4
+    table = ref.load()
+    snapshot = Snapshot(table, pl.scan_delta(table), frame.schema, ["day"], False)
+    assert _reads.rows_in_files(snapshot, []) == 14
+    assert _reads.rows_in_files(snapshot, [nw.col("day") == 1]) == 3 + 1
+    assert _reads.rows_in_files(snapshot, [nw.col("day") >= 1, nw.col("day") < 2]) == 4
     # a filter that cannot be applied to the partition values gives no estimate
-    assert _reads.rows_in_files(table, [nw.col("day").str.starts_with("1")], schema) is None
-    assert _reads.rows_in_files(None, [], schema) is None
+    assert _reads.rows_in_files(snapshot, [nw.col("day").str.starts_with("1")]) is None
+    # the add actions are read from the log once per snapshot, not once per read
+    assert snapshot.file_rows is snapshot.file_rows
+    ref.append(frame.head(1), partition_by=["day"])  # a later commit leaves the snapshot as is
+    assert _reads.rows_in_files(snapshot, []) == 14
