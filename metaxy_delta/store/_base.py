@@ -198,13 +198,15 @@ class StoreBase:
 
                     entry = (self._config or MetaxyConfig.get()).get_store(entry)
                 resolved.append(entry)
+            self._check_fallback_hashes(resolved)
             self._fallbacks = resolved
         return self._fallbacks
 
-    def _check_fallback_hashes(self) -> None:
-        if self._fallbacks is None:
-            return
-        for store in self._fallbacks:
+    def _check_fallback_hashes(self, stores: Sequence[StoreBase] | None = None) -> None:
+        """Raise ``ValueError`` if a fallback store hashes differently (checked when the
+        fallbacks are resolved, and again at each outermost ``open()``)."""
+        stores = self._fallbacks if stores is None else stores
+        for store in stores or ():
             if store.hash_algorithm != self.hash_algorithm:
                 raise ValueError(
                     f"fallback store {store!r} hashes with {store.hash_algorithm.value}, "

@@ -129,6 +129,30 @@ def _compatible(written: pl.DataType, stored: pl.DataType) -> bool:
     return False
 
 
+def type_null_columns(frame: pl.DataFrame, stored: pl.Schema | None, key: object) -> pl.DataFrame:
+    """Cast all-null columns of dtype ``Null`` to the stored column's dtype; raise
+    :class:`MetadataSchemaError` for one the table does not have (Delta has no null type).
+
+    Example:
+        >>> frame = pl.DataFrame({"id": ["a"], "note": [None]})
+        >>> type_null_columns(frame, pl.Schema({"note": pl.String}), "k").schema["note"]
+        String
+    """
+    untyped = [c for c, t in frame.schema.items() if isinstance(t, pl.Null)]
+    for column in untyped:
+        if stored is None or column not in stored:
+            raise MetadataSchemaError(
+                f"cannot write {key}: column {column!r} holds only nulls and has no dtype "
+                f"(Null), which a Delta table cannot store; cast it, e.g. "
+                f"pl.col({column!r}).cast(pl.String)",
+                feature=key,
+                column=column,
+            )
+    if not untyped:
+        return frame
+    return frame.with_columns(pl.col(c).cast(stored[c]) for c in untyped)  # type: ignore[index]
+
+
 def check_stored_dtypes(frame: pl.DataFrame, stored: pl.Schema, key: object) -> None:
     """Raise :class:`MetadataSchemaError` if a column of ``frame`` does not fit the table."""
     for column, dtype in frame.schema.items():

@@ -15,14 +15,17 @@ from metaxy_delta.filters import ParsedFilter, parse_filter
 from metaxy_delta.filters._ir import And, Column, Not, Or
 from metaxy_delta.models.constants import (
     ALL_SYSTEM_COLUMNS,
+    METAXY_DATA_VERSION_BY_FIELD,
     METAXY_DELETED_AT,
     METAXY_FEATURE_VERSION,
+    METAXY_PROVENANCE_BY_FIELD,
 )
 from metaxy_delta.store._base import StoreBase, log
 from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import latest_rows, rows_after_first_write
 from metaxy_delta.store._snapshots import Snapshot
 from metaxy_delta.store._table import DeltaTableRef
+from metaxy_delta.versioning._provenance import field_names
 
 FilterLike = nw.Expr | str | ParsedFilter
 
@@ -224,10 +227,16 @@ class ReadMixin(StoreBase):
     ) -> Any:
         """Lazily read a feature: by default the latest live row per sample, current version.
 
-        Filters (narwhals expressions or SQL strings) see only the latest row per sample; those
-        on partition columns or ``metaxy_feature_version`` are pushed into the Delta scan, so a
-        read restricted to one partition opens only that partition's files. ``version`` /
-        ``as_of`` read the table as it was at a past Delta version or time.
+        Filters (narwhals expressions or SQL strings) see only the latest row per sample, with
+        one deliberate exception: filters on partition columns are pushed into the Delta scan,
+        so a read restricted to one partition opens only that partition's files and picks the
+        latest row per sample *within* them. That is the same rows as long as each sample's
+        rows stay in one partition (always, when the partition columns are ID columns); a
+        sample re-written into another partition keeps its older row visible in reads of the
+        first one (Metaxy, which does not partition, filters after the latest-row selection of
+        the whole table). Filters on ``metaxy_feature_version`` are pushed down too when the
+        read is of one feature version. ``version`` / ``as_of`` read the table as it was at a
+        past Delta version or time.
 
         Example:
             >>> with store.open("r"):  # doctest: +SKIP
@@ -254,7 +263,9 @@ class ReadMixin(StoreBase):
             )
         lf, partitions, schema = snapshot.scan, snapshot.partitions, snapshot.schema
         pushed, after, on_partitions = [], [], []
-        pushable = set(partitions) | {METAXY_FEATURE_VERSION}
+        # metaxy_feature_version is constant within a single-version read, so a filter on it
+        # may run before the latest-row selection; across versions it must run after (spec §4.4)
+        pushable = set(partitions) | ({METAXY_FEATURE_VERSION} if scoped_version else set())
         items = parse_filters(filters)
         check_filters(key, items, schema)
         for item in items:
@@ -278,6 +289,8 @@ class ReadMixin(StoreBase):
                 frame = nw.from_native(latest_rows(native, ids, first))
         if not include_soft_deleted:
             frame = frame.filter(nw.col(METAXY_DELETED_AT).is_null())
+        if not with_feature_history and key in self._graph():
+            frame = nw.from_native(self._current_fields(frame.to_native(), key, schema))
         if after:
             frame = frame.filter(*after)
         if columns is not None:
@@ -285,13 +298,32 @@ class ReadMixin(StoreBase):
         log.debug("read %s from %s (version=%s)", key, table.uri, version)
         return (frame, self) if with_store_info else frame
 
+    def _current_fields(self, lf: pl.LazyFrame, key: Any, schema: pl.Schema) -> pl.LazyFrame:
+        """Rows of the current feature version with only its fields in the two by-field
+        structs: Delta keeps the union of every version's struct fields, so a field removed
+        from the feature would come back as an all-null member, which ``write`` rejects (spec
+        §7.9). A no-op (nothing in the plan) when the stored structs have exactly the fields."""
+        names = field_names(self._graph().get_feature_plan(key))
+        columns = []
+        for column in (METAXY_PROVENANCE_BY_FIELD, METAXY_DATA_VERSION_BY_FIELD):
+            dtype = schema.get(column)
+            if isinstance(dtype, pl.Struct) and [f.name for f in dtype.fields] != names:
+                stored = {f.name for f in dtype.fields}
+                members = [
+                    pl.col(column).struct.field(n) if n in stored
+                    else pl.lit(None, dtype=pl.String).alias(n)
+                    for n in names
+                ]  # fmt: skip
+                columns.append(pl.struct(members).alias(column))
+        return lf.with_columns(columns) if columns else lf
+
     def _read_fallback(
         self, key: Any, allow_fallback: bool, with_store_info: bool, kwargs: dict[str, Any]
     ) -> Any:
         if allow_fallback and kwargs.get("version") is None and kwargs.get("as_of") is None:
             for store in self.fallback_stores:
                 with store.open("r"):
-                    if store._table(key).exists():
+                    if store.has_feature(key, check_fallback=True):  # chains recurse
                         log.info("reading %s from fallback store %r", key, store)
                         return store.read(key, with_store_info=with_store_info, **kwargs)
         raise FeatureNotFoundError(

@@ -27,6 +27,7 @@ from metaxy_delta.store._frames import (
     check_stored_dtypes,
     latest_rows,
     stamp_system_columns,
+    type_null_columns,
     validate_frame,
 )
 from metaxy_delta.store._reads import (
@@ -134,6 +135,7 @@ class WriteMixin(ReadMixin):
             hash_length=self.hash_truncation_length,
             preserve_feature_version=preserve_feature_version,
         )
+        stamped = type_null_columns(stamped, snapshot.schema, key)
         if snapshot.schema is not None:
             check_stored_dtypes(stamped, snapshot.schema, key)
         return self._append(
@@ -157,9 +159,14 @@ class WriteMixin(ReadMixin):
         if frame.height == 0 and exists:
             return WriteResult(key, table.uri, table.version(), 0)
         partitions = None
-        if not exists:
+        if snapshot is not None:
+            # rows without an existing table's partition columns would land in the null
+            # partition, outside every partition-filtered read
+            required = list(snapshot.metadata().partition_columns)
+        else:
             partitions = list(partition_by or ()) or self.partition_columns_for(key, frame.columns)
-        for column in partitions or ():
+            required = partitions or []
+        for column in required:
             if column not in frame.columns:
                 raise MetadataSchemaError(
                     f"cannot write {key}: partition column {column!r} is missing",
@@ -221,9 +228,12 @@ class WriteMixin(ReadMixin):
         Soft deletes append one tombstone per live sample in one commit; each tombstone keeps
         its row's own feature version and timestamps (Metaxy relabels them with the current
         version and may copy fallback rows, spec §7.11). Hard deletes run a Delta ``DELETE``
-        whose predicate is rendered from SQL filter strings by :mod:`metaxy_delta.filters`;
-        only matching rows (of the current feature version unless ``with_feature_history``)
-        are removed, all their history included.
+        whose predicate is rendered from SQL filter strings by :mod:`metaxy_delta.filters` and
+        removes exactly the matching rows (of the current feature version unless
+        ``with_feature_history``), of every time, as Metaxy does. The filters see each row, not
+        only each sample's latest one: a filter on a value a sample changed (``status =
+        'inactive'``) leaves its older rows, and the newest of those becomes its latest row.
+        Filter on ID or partition columns to remove samples with all their history.
         """
         self._require_write()
         key = self._key(feature)

@@ -144,9 +144,14 @@ class DeltaMetadataStore(WriteMixin):
         ``retention_hours`` defaults to the table's ``delta.deletedFileRetentionDuration``
         (7 days); shorter windows need ``enforce_retention_duration=False``. ``full`` (default)
         also removes files no commit references, e.g. those of a writer killed before its
-        commit. Returns metrics per feature (``files``, ``num_files``, ``dry_run``).
+        commit. Returns metrics per feature (``files``, ``num_files``, ``dry_run``). Needs write
+        mode (a dry run only read mode): it deletes files, and time travel to the versions
+        that needed them.
         """
-        self._require_open()
+        if dry_run:
+            self._require_open()
+        else:
+            self._require_write()
         return {
             k.to_string(): self._table(k).vacuum(
                 retention_hours=retention_hours,
@@ -160,16 +165,22 @@ class DeltaMetadataStore(WriteMixin):
     def optimize(
         self, feature: Any | Sequence[Any] | None = None, *, z_order: Sequence[str] | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Compact small files (or z-order by ``z_order`` columns); metrics per feature."""
-        self._require_open()
+        """Compact small files (or z-order by ``z_order`` columns); metrics per feature.
+
+        Needs write mode: each table gets a new (``OPTIMIZE``) commit.
+        """
+        self._require_write()
         return {
             k.to_string(): self._table(k).optimize(z_order=list(z_order) if z_order else None)
             for k in self._features(feature)
         }
 
     def checkpoint(self, feature: Any) -> dict[str, Any]:
-        """Write a Delta checkpoint (speeds up log replay); returns ``{"version": N}``."""
-        self._require_open()
+        """Write a Delta checkpoint (speeds up log replay); returns ``{"version": N}``.
+
+        Needs write mode: it writes to the table's log.
+        """
+        self._require_write()
         return {"version": self._table(feature).checkpoint()}
 
     def history(self, feature: Any, limit: int | None = None) -> list[dict[str, Any]]:

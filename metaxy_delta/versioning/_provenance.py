@@ -140,6 +140,11 @@ def finalize_versions(
     """
     names = field_names(plan)
     schema = frame.collect_schema()
+    untyped = [c for c in (METAXY_DATA_VERSION_BY_FIELD, METAXY_DATA_VERSION)
+               if isinstance(schema.get(c), pl.Null)]  # fmt: skip
+    if untyped:  # all-null overrides (dtype Null): filled from provenance, as if absent
+        frame = frame.drop(untyped)
+        schema = frame.collect_schema()
     complete = set(complete)
     if METAXY_DATA_VERSION_BY_FIELD in complete:
         expected = pl.Struct({n: pl.String for n in names})
