@@ -142,7 +142,7 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
             return True
         if _loads_all_partitions(context):
             return False
-        return len(context.asset_partition_keys) <= 1
+        return len(context.asset_partition_keys) == 1  # Dagster checks exactly one
 
     # ------------------------------------------------------------------ writing
 
@@ -170,9 +170,10 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                 if written is not None:
                     context.add_output_metadata(_write_metadata(written))
                 return
+            stats = None
             try:
                 metadata, stats = runtime_metadata(
-                    store, key, partition=partition, slice_=slice_, partitioned=bool(keys),
+                    store, key, partition=partition, slice_=slice_, partitions=len(keys),
                     run_id=run_id, log=context.log,
                 )  # fmt: skip
             except FeatureNotFoundError:
@@ -182,11 +183,16 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                     ROW_COUNT_KEY: 0,
                     DATA_VERSION_KEY: EMPTY_DATA_VERSION,
                 }
-                stats = None
+            except Exception as err:  # noqa: BLE001 - the rows are written: never fail the step
+                context.log.warning(
+                    f"metaxy_delta: could not compute the metadata of {key.to_string()}: {err!r}"
+                )
+                metadata = {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string()}
         if written is not None:
             metadata.update(_write_metadata(written))
         context.add_output_metadata(metadata)
-        if stats is not None:
+        if stats is not None and len(keys) <= 1:
+            # a range run's data version would be given to each of its partitions
             _set_data_version(context, stats.data_version)
 
     def _write(

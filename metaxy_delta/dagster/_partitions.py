@@ -56,6 +56,8 @@ class Condition:
     def expr(self, dtype: Any = None) -> nw.Expr:
         """The condition as a narwhals expression, literals converted to ``dtype``."""
         values = [coerce_value(v, dtype) for v in self.values]
+        if not values:  # no partition at all (e.g. a mapping to none): matches no row
+            return nw.col(self.column).is_in([])
         if len(values) > 1:
             return nw.col(self.column).is_in(values)
         if values[0] is None:
@@ -65,6 +67,8 @@ class Condition:
     def sql(self) -> str:
         """Human-readable SQL form (for metadata and logs)."""
         rendered = [f"'{v}'" if isinstance(v, str) else str(v) for v in self.values]
+        if len(rendered) == 1 and self.values[0] is None:
+            return f"{self.column} IS NULL"
         if len(rendered) == 1:
             return f"{self.column} = {rendered[0]}"
         return f"{self.column} IN ({', '.join(rendered)})"
@@ -224,7 +228,12 @@ def input_conditions(context: dg.InputContext) -> list[Condition]:
     conditions: list[Condition] = []
     partition_by = metadata.get(DAGSTER_METAXY_PARTITION_KEY)
     if partition_by and context.has_asset_partitions and not _loads_all_partitions(context):
-        conditions += partition_conditions(partition_by, list(context.asset_partition_keys))
+        keys = list(context.asset_partition_keys)
+        # a mapping to no upstream partition (e.g. the day before the first one) loads no rows;
+        # Metaxy applies no filter then and loads every partition
+        conditions += partition_conditions(partition_by, keys) if keys else [
+            Condition(column, ()) for column in partition_columns(partition_by)
+        ]
     conditions += slice_conditions(metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY))
     return conditions
 
@@ -275,7 +284,9 @@ def prepare_output_frame(
             frame = frame.with_columns(pl.lit(value).alias(column))
             continue
         native_dtype = nw.from_native(frame.head(0)).schema[column]
-        wrong = nw.from_native(frame).filter(~condition.expr(native_dtype)).shape[0]
+        # a null partition value is outside the run's partitions too (``~`` keeps it null)
+        belongs = condition.expr(native_dtype).fill_null(value=False)
+        wrong = nw.from_native(frame).filter(~belongs).shape[0]
         if wrong:
             msg = f"{wrong} output row(s) do not belong to this run's partition ({condition.sql()})"
             raise PartitionMismatchError(msg)

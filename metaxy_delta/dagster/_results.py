@@ -52,11 +52,11 @@ def generate_materialize_results(
         ...     ...  # write x/a through `store`
         ...     yield from mxd.generate_materialize_results(context, store)
     """
-    for spec, key, metadata, stats in _results(context, store, specs, materialize=True):
+    for spec, key, metadata, data_version in _results(context, store, specs, materialize=True):
         yield dg.MaterializeResult(
             asset_key=spec.key,
             metadata=metadata,
-            data_version=stats.data_version,
+            data_version=data_version,
             tags=build_feature_event_tags(key),
         )
 
@@ -71,24 +71,27 @@ def generate_observe_results(
     Typical use: ``@dg.multi_observable_source_asset(specs=[...])`` with
     ``yield from generate_observe_results(context, store)``.
     """
-    for spec, key, metadata, stats in _results(context, store, specs, materialize=False):
+    for spec, key, metadata, data_version in _results(context, store, specs, materialize=False):
         yield dg.ObserveResult(
             asset_key=spec.key,
             metadata=metadata,
-            data_version=stats.data_version,
+            data_version=data_version,
             tags=build_feature_event_tags(key),
         )
 
 
 def _results(
     context: Any, store: Any, specs: Iterable[dg.AssetSpec] | None, *, materialize: bool
-) -> Iterator[tuple[dg.AssetSpec, FeatureKey, dict[str, Any], FeatureStats]]:
+) -> Iterator[tuple[dg.AssetSpec, FeatureKey, dict[str, Any], dg.DataVersion | None]]:
+    """Per Metaxy spec: key, metadata and data version (``None`` for a run over several
+    partitions: Dagster would give each partition the range's version)."""
     if specs is None:
         if not isinstance(context, dg.AssetExecutionContext):
             msg = "specs must be provided when using OpExecutionContext"
             raise ValueError(msg)
-        specs = context.assets_def.specs
+        specs = _selected(context)
     store = as_store(store)
+    several = len(context_partition_keys(context)) > 1
     for spec, key in ordered_metaxy_specs(specs):
         try:
             metadata, stats = spec_runtime_metadata(
@@ -98,7 +101,14 @@ def _results(
             what = "materialization" if materialize else "observation"
             context.log.warning(f"Feature {key.to_string()} not found in store, skipping {what} result")
             continue
-        yield spec, key, metadata, stats
+        yield spec, key, metadata, None if several else stats.data_version
+
+
+def _selected(context: dg.AssetExecutionContext) -> list[dg.AssetSpec]:
+    """The specs of the assets this step materializes (a subset run of a ``can_subset``
+    multi-asset selects some; a result for another fails the step)."""
+    selected = set(context.selected_asset_keys)
+    return [spec for spec in context.assets_def.specs if spec.key in selected]
 
 
 def spec_runtime_metadata(
@@ -119,7 +129,7 @@ def spec_runtime_metadata(
             key,
             partition=partition_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_KEY), keys),
             slice_=slice_conditions(spec.metadata.get(DAGSTER_METAXY_PARTITION_METADATA_KEY)),
-            partitioned=bool(keys),
+            partitions=len(keys),
             run_id=run_id,
             log=context.log,
         )

@@ -51,7 +51,6 @@ from metaxy_delta.dagster._partitions import (
 )
 from metaxy_delta.dagster._resources import as_store
 from metaxy_delta.dagster._table_metadata import build_table_preview_metadata
-from metaxy_delta.errors import FeatureNotFoundError
 from metaxy_delta.models import current_graph
 from metaxy_delta.models.constants import (
     METAXY_CREATED_AT,
@@ -113,13 +112,15 @@ def compute_feature_stats(store: Any, feature: Any) -> FeatureStats:
 
 
 def column_dtypes(store: Any, key: FeatureKey, columns: Sequence[str]) -> dict[str, Any]:
-    """Stored dtypes of ``columns`` (``{}`` if the table does not exist here)."""
+    """Stored dtypes of ``columns`` in the table a read of ``key`` uses (this store's, else a
+    fallback store's); ``{}`` if there is none. The store must be open."""
     if not columns:
         return {}
-    try:
-        schema = store.read_feature_schema_from_store(key)
-    except FeatureNotFoundError:
+    holder = store.find_store_for_feature(key, check_fallback=True)
+    if holder is None:
         return {}
+    with holder.open("r"):
+        schema = holder.read_feature_schema_from_store(key)
     return {c: schema[c] for c in columns if c in schema}
 
 
@@ -135,12 +136,19 @@ def runtime_metadata(
     *,
     partition: Sequence[Condition] = (),
     slice_: Sequence[Condition] = (),
-    partitioned: bool = False,
+    partitions: int = 0,
     run_id: str | None = None,
     preview: bool = True,
     log: Any = None,
 ) -> tuple[dict[str, Any], FeatureStats]:
     """Metadata for an event of ``feature`` restricted to ``partition`` + ``slice_`` conditions.
+
+    ``partitions`` is the number of Dagster partitions the run covers. ``dagster/row_count``
+    then counts the whole slice and, for one partition, ``dagster/partition_row_count`` the
+    partition's rows. A run over several partitions (a single-run backfill) leaves the latter
+    out: Dagster copies the event's metadata to every partition of the range, and the range's
+    count would be wrong for each (Metaxy reports it). ``metaxy/data_version`` is left out for
+    the same reason, and callers set no Dagster data version then.
 
     Each item is computed on its own: one failing (e.g. the preview) is logged as a warning and
     the rest is still returned (Metaxy 0.1.11 drops everything on any error). The store must be
@@ -156,9 +164,10 @@ def runtime_metadata(
     metadata: dict[str, Any] = {
         DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
         FEATURE_VERSION_KEY: current_graph().get_feature_version(key),
-        DATA_VERSION_KEY: stats.data_version.value,
     }
-    if partitioned:
+    if partitions <= 1:
+        metadata[DATA_VERSION_KEY] = stats.data_version.value
+    if partitions == 1:
         metadata[PARTITION_ROW_COUNT_KEY] = stats.row_count
     if conditions:
         metadata[PARTITION_FILTER_KEY] = describe(conditions)
@@ -176,10 +185,10 @@ def runtime_metadata(
     attempt(DAGSTER_METAXY_INFO_METADATA_KEY, lambda: build_feature_info_metadata(key))
     attempt(
         ROW_COUNT_KEY,
-        lambda: compute_row_count(read_filtered(store, key, slice_)) if partitioned else stats.row_count,
+        lambda: compute_row_count(read_filtered(store, key, slice_)) if partitions else stats.row_count,
     )
     attempt(URI_KEY, lambda: dg.MetadataValue.path(resolved.table_uri(key)))
-    attempt(DELTA_VERSION_KEY, lambda: resolved.version(key))
+    attempt(DELTA_VERSION_KEY, lambda: _version(resolved, key))
     attempt(STORE_KEY, lambda: store_info(store, resolved, key))
     if run_id is not None:
         attempt(
@@ -189,6 +198,11 @@ def runtime_metadata(
     if preview:
         attempt(TABLE_PREVIEW_KEY, lambda: build_table_preview_metadata(frame))
     return metadata, stats
+
+
+def _version(store: Any, key: FeatureKey) -> int | None:
+    with store.open("r"):  # a fallback store the read resolved to is not open
+        return store.version(key)
 
 
 def store_info(store: Any, resolved: Any, key: FeatureKey) -> dict[str, Any]:
@@ -231,6 +245,6 @@ def build_runtime_feature_metadata(
             feature_key,
             partition=partition_conditions(partition_col, keys),
             slice_=slice_conditions(metaxy_partition),
-            partitioned=bool(keys),
+            partitions=len(keys),
             log=getattr(context, "log", None),
         )

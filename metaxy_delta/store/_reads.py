@@ -171,16 +171,22 @@ class ReadMixin(StoreBase):
 
     def has_feature(self, feature: Any, *, check_fallback: bool = False) -> bool:
         """Whether the feature's table exists here (or, optionally, in a fallback store)."""
+        return self.find_store_for_feature(feature, check_fallback=check_fallback) is not None
+
+    def find_store_for_feature(self, feature: Any, *, check_fallback: bool = True) -> Any:
+        """The store holding the feature's table: this one, else the first fallback store
+        that has it (chains recurse); ``None`` if none has it."""
         self._require_open()
         if self._table(feature).exists():
-            return True
+            return self
         if not check_fallback:
-            return False
+            return None
         for store in self.fallback_stores:
             with store.open("r"):
-                if store.has_feature(feature, check_fallback=True):
-                    return True
-        return False
+                found = store.find_store_for_feature(feature, check_fallback=True)
+            if found is not None:
+                return found
+        return None
 
     def _scan(
         self, table: DeltaTableRef, *, version: int | None = None, as_of: datetime | None = None

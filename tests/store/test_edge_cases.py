@@ -15,7 +15,10 @@ PBF = "metaxy_provenance_by_field"
 
 
 def _raw(fields: list[str] | None = None) -> type[mx.BaseFeature]:
-    class Raw(mx.BaseFeature, spec=mx.FeatureSpec(key="raw", id_columns=["sid"], fields=fields or ["default"])):
+    class Raw(
+        mx.BaseFeature,
+        spec=mx.FeatureSpec(key="raw", id_columns=["sid"], fields=fields or ["default"]),
+    ):
         sid: str
 
     return Raw
@@ -39,10 +42,14 @@ def test_feature_version_filters_across_versions_see_only_the_latest_rows(tmp_pa
         assert g2.get_feature_version("raw") != v1
         with store.open("w"):
             store.write("raw", pl.DataFrame({"sid": ["a"], PBF: [{"default": "q", "extra": "e"}]}))
-            old = store.read("raw", with_feature_history=True, filters=[f"metaxy_feature_version = '{v1}'"])
+            old = store.read(
+                "raw", with_feature_history=True, filters=[f"metaxy_feature_version = '{v1}'"]
+            )
             assert ids(old.collect().to_native().rename({"sid": "video_id"})) == ["b"]
             # scoped to the old version, its rows are read as before
-            assert store.read("raw", feature_version=v1).collect().to_native()["sid"].sort().to_list() == ["a", "b"]
+            assert store.read("raw", feature_version=v1).collect().to_native()[
+                "sid"
+            ].sort().to_list() == ["a", "b"]
 
 
 def test_read_of_the_current_version_drops_removed_struct_fields(tmp_path: Path) -> None:
@@ -76,6 +83,8 @@ def test_fallback_chains_recurse_on_read(tmp_path: Path) -> None:
             last.write(raw, _rows(["x"]))
         with primary.open("r"):
             assert primary.read(raw).collect().to_native()["sid"].to_list() == ["x"]
+            assert primary.find_store_for_feature(raw) is last
+            assert primary.find_store_for_feature(raw, check_fallback=False) is None
         with primary.open("r"), pytest.raises(FeatureNotFoundError):
             primary.read(raw, allow_fallback=False)
 
@@ -167,4 +176,3 @@ def test_partition_filters_pick_the_latest_row_within_the_partition(tmp_path: Pa
             # a filter that is not on partition columns alone sees the table's latest rows only
             latest = store.read(raw, filters=["date = 'd1' OR sid = 'zzz'"]).collect().to_native()
             assert latest["sid"].to_list() == ["b"]
-
