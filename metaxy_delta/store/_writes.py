@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import narwhals as nw
 import polars as pl
@@ -63,6 +63,18 @@ class DeleteResult:
     metrics: Mapping[str, Any]
 
 
+class _Prepared(NamedTuple):
+    """A validated, stamped frame and what its append needs."""
+
+    key: FeatureKey
+    table: DeltaTableRef
+    frame: pl.DataFrame
+    snapshot: DeltaTable | None
+    constants: list[str]
+    unique_ids: bool
+    partition_by: Sequence[str] | None
+
+
 SOFT_DELETE_READS = 5
 """Reads of the live rows a soft delete makes while other writers keep moving the table."""
 
@@ -115,6 +127,22 @@ class WriteMixin(ReadMixin):
         ``metadata["partition_by"]``, then the store's ``partition_by``).
         """
         self._require_write()
+        prepared = self._prepare(
+            feature, df, materialization_id, preserve_feature_version, with_sample_history,
+            partition_by,
+        )  # fmt: skip
+        return self._append_prepared(prepared, materialization_id)
+
+    def _prepare(
+        self,
+        feature: Any,
+        df: Any,
+        materialization_id: str | None,
+        preserve_feature_version: bool,
+        with_sample_history: bool,
+        partition_by: Sequence[str] | None,
+    ) -> _Prepared:
+        """Validate ``df`` and stamp its system columns; nothing is written."""
         key = self._key(feature)
         graph = self._graph()
         plan = graph.get_feature_plan(key)
@@ -138,9 +166,16 @@ class WriteMixin(ReadMixin):
         stamped = type_null_columns(stamped, snapshot.schema, key)
         if snapshot.schema is not None:
             check_stored_dtypes(stamped, snapshot.schema, key)
+        self._partitions_for(key, stamped, snapshot.table, partition_by)
+        return _Prepared(
+            key, table, stamped, snapshot.table, constants, not with_sample_history, partition_by
+        )
+
+    def _append_prepared(self, prepared: _Prepared, mid: str | None) -> WriteResult:
         return self._append(
-            key, table, stamped, materialization_id, partition_by, snapshot=snapshot.table,
-            unique_ids=not with_sample_history, constant_columns=constants,
+            prepared.key, prepared.table, prepared.frame, mid, prepared.partition_by,
+            snapshot=prepared.snapshot, unique_ids=prepared.unique_ids,
+            constant_columns=prepared.constants,
         )  # fmt: skip
 
     def _append(
@@ -158,21 +193,7 @@ class WriteMixin(ReadMixin):
         exists = snapshot is not None
         if frame.height == 0 and exists:
             return WriteResult(key, table.uri, table.version(), 0)
-        partitions = None
-        if snapshot is not None:
-            # rows without an existing table's partition columns would land in the null
-            # partition, outside every partition-filtered read
-            required = list(snapshot.metadata().partition_columns)
-        else:
-            partitions = list(partition_by or ()) or self.partition_columns_for(key, frame.columns)
-            required = partitions or []
-        for column in required:
-            if column not in frame.columns:
-                raise MetadataSchemaError(
-                    f"cannot write {key}: partition column {column!r} is missing",
-                    feature=key,
-                    column=column,
-                )
+        partitions = self._partitions_for(key, frame, snapshot, partition_by)
         version = table.append(
             frame,  # through the Arrow C stream: ~30 % faster than frame.to_arrow() on 1M rows
             partition_by=partitions,
@@ -188,6 +209,32 @@ class WriteMixin(ReadMixin):
         )
         log.info("wrote %d rows of %s to %s (version %s)", frame.height, key, table.uri, version)
         return WriteResult(key, table.uri, version, frame.height)
+
+    def _partitions_for(
+        self,
+        key: FeatureKey,
+        frame: pl.DataFrame,
+        snapshot: DeltaTable | None,
+        partition_by: Sequence[str] | None,
+    ) -> list[str] | None:
+        """Partition columns for a new table (``None`` for an existing one, which keeps its
+        own); raises :class:`MetadataSchemaError` if ``frame`` lacks one of them or of the
+        existing table's (those rows would land in the null partition, outside every
+        partition-filtered read)."""
+        partitions = None
+        if snapshot is not None:
+            required = list(snapshot.metadata().partition_columns)
+        else:
+            partitions = list(partition_by or ()) or self.partition_columns_for(key, frame.columns)
+            required = partitions or []
+        for column in required:
+            if column not in frame.columns:
+                raise MetadataSchemaError(
+                    f"cannot write {key}: partition column {column!r} is missing",
+                    feature=key,
+                    column=column,
+                )
+        return partitions
 
     def _write_options(self, exists: bool) -> dict[str, Any]:
         """``delta_write_options``; a new table also gets ``delta.checkpointInterval``.
@@ -209,10 +256,21 @@ class WriteMixin(ReadMixin):
     def write_multi(
         self, metadata: Mapping[Any, Any], materialization_id: str | None = None
     ) -> dict[FeatureKey, WriteResult]:
-        """Write several features, dependents first (one commit per feature), as Metaxy."""
+        """Write several features, dependents first (one commit per feature), as Metaxy.
+
+        Every frame is validated before the first commit: a malformed one raises
+        :class:`~metaxy_delta.errors.MetadataSchemaError` with nothing written (Metaxy writes
+        the frames before it, spec §4.5). The commits themselves are separate Delta tables, so
+        a storage failure half-way leaves the earlier ones committed.
+        """
+        self._require_write()
         frames = {self._key(k): v for k, v in metadata.items()}
         order = self._graph().topological_sort_features(list(frames), descending=True)
-        return {key: self.write(key, frames[key], materialization_id) for key in order}
+        prepared = [
+            self._prepare(key, frames[key], materialization_id, False, False, None)
+            for key in order
+        ]
+        return {p.key: self._append_prepared(p, materialization_id) for p in prepared}
 
     def delete(
         self,

@@ -9,7 +9,7 @@ import pytest
 
 import metaxy_delta as mx
 from metaxy_delta.errors import FeatureNotFoundError, MetadataSchemaError, StoreNotOpenError
-from tests.store.conftest import ids
+from tests.store.conftest import ids, video_samples
 
 PBF = "metaxy_provenance_by_field"
 
@@ -176,3 +176,19 @@ def test_partition_filters_pick_the_latest_row_within_the_partition(tmp_path: Pa
             # a filter that is not on partition columns alone sees the table's latest rows only
             latest = store.read(raw, filters=["date = 'd1' OR sid = 'zzz'"]).collect().to_native()
             assert latest["sid"].to_list() == ["b"]
+
+
+def test_write_multi_validates_every_frame_before_the_first_commit(
+    tmp_path: Path, pipeline: mx.FeatureGraph
+) -> None:
+    """Metaxy writes the dependents before finding the upstream frame malformed."""
+    store = mx.DeltaMetadataStore(tmp_path)
+    transcript = pl.DataFrame({"video_id": ["v0"], "text": ["hi"], PBF: [{"audio": "a"}]})
+    broken = video_samples(2).drop(PBF)
+    with store.open("w"):
+        with pytest.raises(MetadataSchemaError, match="video/raw"):
+            store.write_multi({"video/raw": broken, "video/transcript": transcript})
+        assert store.list_features() == []
+        results = store.write_multi({"video/raw": video_samples(2), "video/transcript": transcript})
+        assert [str(k) for k in results] == ["video/transcript", "video/raw"]
+        assert ids(store.read("video/raw")) == ["v0000", "v0001"]
