@@ -342,7 +342,13 @@ class WriteMixin(ReadMixin):
     def _live_rows(
         self, key: FeatureKey, filters: list[Any], all_versions: bool, version: int | None
     ) -> pl.DataFrame:
-        """The latest live row per sample and feature version at ``version`` that match."""
+        """The latest live row per sample and feature version at ``version`` that match.
+
+        In a table partitioned by columns that are not ID columns, per partition too: a sample
+        re-written into another partition has an older row in the first, which reads of that
+        partition pick (see ``read``); it gets a tombstone of its own, so the deleted sample
+        stays hidden there as well.
+        """
         raw = self.read(
             key, with_feature_history=True, with_sample_history=True,
             include_soft_deleted=True, allow_fallback=False, version=version,
@@ -350,7 +356,9 @@ class WriteMixin(ReadMixin):
         if not all_versions:
             raw = raw.filter(pl.col(METAXY_FEATURE_VERSION) == self._graph().get_feature_version(key))
         ids = list(self._graph().get_feature_definition(key).spec.id_columns)
-        live = nw.from_native(latest_rows(raw, [*ids, METAXY_FEATURE_VERSION])).filter(
+        partitions = [c for c in self._table(key).partition_columns() or () if c not in ids]
+        group = [*ids, METAXY_FEATURE_VERSION, *partitions]
+        live = nw.from_native(latest_rows(raw, group)).filter(
             nw.col(METAXY_DELETED_AT).is_null()
         )
         if filters:

@@ -176,6 +176,12 @@ def test_partition_filters_pick_the_latest_row_within_the_partition(tmp_path: Pa
             # a filter that is not on partition columns alone sees the table's latest rows only
             latest = store.read(raw, filters=["date = 'd1' OR sid = 'zzz'"]).collect().to_native()
             assert latest["sid"].to_list() == ["b"]
+            # a soft delete of the sample hides it in both partitions (one tombstone in each)
+            assert store.delete(raw, ["sid = 'a'"]).rows == 2
+            assert store.read(raw).collect().to_native()["sid"].to_list() == ["b"]
+            d1 = store.read(raw, filters=["date = 'd1'"]).collect().to_native()
+            assert d1["sid"].to_list() == ["b"]
+            assert store.read(raw, filters=["date = 'd2'"]).collect().to_native().height == 0
 
 
 def test_write_multi_validates_every_frame_before_the_first_commit(
