@@ -42,6 +42,7 @@ from metaxy_delta.dagster._dagster_type import feature_to_dagster_type
 from metaxy_delta.dagster._features import (
     build_feature_event_tags,
     build_feature_info_metadata,
+    feature_tag_value,
     get_asset_key_for_metaxy_feature_spec,
     select_metaxy_assets,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "compute_stats_from_lazy_frame",
     "delete",
     "delete_metadata",
+    "feature_tag_value",
     "feature_to_dagster_type",
     "generate_materialize_results",
     "generate_observe_results",

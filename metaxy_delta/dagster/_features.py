@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,6 +111,27 @@ def _truncate(value: str) -> str:
     return value[:DAGSTER_TAG_VALUE_MAX_LENGTH]
 
 
+def feature_tag_value(feature: Any) -> str:
+    """The ``"metaxy/feature"`` tag value of a feature: its table name, shortened to fit Dagster.
+
+    Dagster rejects tag values over 63 characters, so a longer table name keeps its first 54
+    characters and gets ``-`` plus 8 hex digits of its SHA-256 (stable and still distinct).
+    Metaxy 0.1.11 used the table name unchanged, so ``metaxify`` failed on long feature keys.
+
+    Example:
+        >>> feature_tag_value("video/frames")
+        'video__frames'
+        >>> value = feature_tag_value("x" * 40 + "/" + "y" * 40)
+        >>> len(value), value[:55]
+        (63, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx__yyyyyyyyyyyy-')
+    """
+    name = coerce_to_feature_key(feature).table_name
+    if len(name) <= DAGSTER_TAG_VALUE_MAX_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: DAGSTER_TAG_VALUE_MAX_LENGTH - len(digest) - 1]}-{digest}"
+
+
 def build_feature_info_metadata(feature: Any) -> dict[str, Any]:
     """Store-independent facts about a feature, logged as ``"metaxy/info"``.
 
@@ -153,13 +175,14 @@ def build_feature_info_metadata(feature: Any) -> dict[str, Any]:
 def build_feature_event_tags(feature: Any) -> dict[str, str]:
     """Tags attached to materialization/observation events of a feature.
 
-    ``metaxy/feature`` (table name, as Dagster tag values cannot hold ``/``),
+    ``metaxy/feature`` (:func:`feature_tag_value`: the table name, as Dagster tag values cannot
+    hold ``/``, shortened if over 63 characters),
     ``metaxy/feature_version`` and ``metaxy/feature_code_version`` (63 characters at most).
     """
     definition = feature_definition(feature)
     key = definition.key
     return {
-        DAGSTER_METAXY_FEATURE_METADATA_KEY: key.table_name,
+        DAGSTER_METAXY_FEATURE_METADATA_KEY: feature_tag_value(key),
         DAGSTER_METAXY_FEATURE_VERSION_TAG_KEY: _truncate(current_graph().get_feature_version(key)),
         DAGSTER_METAXY_FEATURE_CODE_VERSION_TAG_KEY: _truncate(definition.spec.code_version),
     }
@@ -188,6 +211,6 @@ def select_metaxy_assets(
     if feature is not None:
         key = coerce_to_feature_key(feature)
         selection = selection & dg.AssetSelection.tag(
-            DAGSTER_METAXY_FEATURE_METADATA_KEY, key.table_name
+            DAGSTER_METAXY_FEATURE_METADATA_KEY, feature_tag_value(key)
         )
     return selection

@@ -22,6 +22,7 @@ from metaxy_delta.dagster._features import (
     coerce_asset_key,
     dagster_attributes,
     feature_definition,
+    feature_tag_value,
     get_asset_key_for_metaxy_feature_spec,
 )
 from metaxy_delta.dagster._table_metadata import build_column_lineage, build_column_schema
@@ -245,7 +246,7 @@ class metaxify:  # noqa: N801 - a decorator, named like Metaxy's
         tags = {
             **spec.tags,
             DAGSTER_METAXY_PROJECT_TAG_KEY: definition.project,
-            DAGSTER_METAXY_FEATURE_METADATA_KEY: feature_key.table_name,
+            DAGSTER_METAXY_FEATURE_METADATA_KEY: feature_tag_value(feature_key),
         }
         kinds = set(spec.kinds) | ({DAGSTER_METAXY_KIND} if self.inject_metaxy_kind else set())
         replaced: dict[str, Any] = {"deps": list(deps.values()), "metadata": metadata, "tags": tags, "kinds": kinds}

@@ -16,13 +16,13 @@ from metaxy_delta.dagster._constants import (
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
     ROW_COUNT_KEY,
 )
-from metaxy_delta.dagster._features import build_feature_event_tags
+from metaxy_delta.dagster._features import build_feature_event_tags, feature_tag_value
 from metaxy_delta.dagster._partitions import (
     context_partition_keys,
 )
 from metaxy_delta.dagster._results import spec_runtime_metadata
 from metaxy_delta.errors import FeatureNotFoundError
-from metaxy_delta.models.keys import coerce_to_feature_key
+from metaxy_delta.models.keys import FeatureKey, coerce_to_feature_key
 
 _DATA_VERSION_TAG = "dagster/data_version"
 _Spec = tuple[dg.AssetSpec, dg.PartitionsDefinition | None]
@@ -69,11 +69,14 @@ def build_metaxy_observation_job(
     store_resource_key: str = "store",
     tags: Mapping[str, str] | None = None,
 ) -> list[dg.JobDefinition]:
-    """One observation job per Metaxy spec of ``asset`` (named ``observe_<table name>``).
+    """One observation job per Metaxy spec of ``asset``.
 
-    The job has the asset's ``partitions_def`` (an ``AssetSpec``'s own one too — Metaxy 0.1.11
-    dropped it). Two specs of the same feature get distinct names (the second uses its asset
-    key) instead of clashing. Its single op is ``<job name>_op`` (Metaxy's op name equalled the
+    A job is named ``observe_<table name>`` when the asset key is the feature key (what
+    :func:`metaxify` gives by default), else ``observe_<asset key as identifier>``: two assets
+    of one feature, in one call or in separate ones, get distinct names instead of clashing in
+    ``dg.Definitions`` (Metaxy 0.1.11 named every job after the feature). The job has the
+    asset's ``partitions_def`` (an ``AssetSpec``'s own one too — Metaxy 0.1.11 dropped it). Its
+    single op is ``<job name>_op`` (Metaxy's op name equalled the
     job name for the usual asset key = feature key, which ``dg.Definitions`` rejects).
 
     Raises:
@@ -84,8 +87,10 @@ def build_metaxy_observation_job(
         >>> import dagster as dg
         >>> import metaxy_delta.dagster as mxd
         >>> [job.name for job in mxd.build_metaxy_observation_job(
-        ...     dg.AssetSpec("a", metadata={"metaxy/feature": "obs/a"}))]
-        ['observe_obs__a']
+        ...     dg.AssetSpec(["obs", "a"], metadata={"metaxy/feature": "obs/a"}),
+        ...     ) + mxd.build_metaxy_observation_job(
+        ...     dg.AssetSpec("a_copy", metadata={"metaxy/feature": "obs/a"}))]
+        ['observe_obs__a', 'observe_a_copy']
     """
     if not isinstance(asset, (dg.AssetSpec, dg.AssetsDefinition)):
         msg = f"Expected AssetSpec or AssetsDefinition, got {type(asset).__name__}"
@@ -98,13 +103,9 @@ def build_metaxy_observation_job(
         )
         raise ValueError(msg)
     jobs: list[dg.JobDefinition] = []
-    names: set[str] = set()
     for spec, partitions_def in specs:
         key = coerce_to_feature_key(spec.metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY])
-        name = f"observe_{key.table_name}"
-        if name in names:
-            name = f"observe_{spec.key.to_python_identifier()}"
-        names.add(name)
+        name = _observation_job_name(spec, key)
         # The op is named after the job, not ``observe_<asset key>`` as in Metaxy 0.1.11: the
         # asset key usually *is* the feature key, so that op name equalled the job (graph)
         # name and Dagster rejected the job inside ``Definitions`` ("Conflicting definitions").
@@ -113,7 +114,7 @@ def build_metaxy_observation_job(
         @dg.job(
             name=name,
             partitions_def=partitions_def,
-            tags={**(tags or {}), DAGSTER_METAXY_FEATURE_METADATA_KEY: key.table_name},
+            tags={**(tags or {}), DAGSTER_METAXY_FEATURE_METADATA_KEY: feature_tag_value(key)},
             description=f"Observe Metaxy feature {key.to_string()} (Dagster asset: `{spec.key.to_user_string()}`)",
             metadata={
                 DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
@@ -125,6 +126,31 @@ def build_metaxy_observation_job(
 
         jobs.append(_job)
     return jobs
+
+
+def _observation_job_name(spec: dg.AssetSpec, key: FeatureKey) -> str:
+    # ``observe_<table name>`` (Metaxy's name) when the asset key is the feature key; another
+    # asset of the same feature is named after its own (unique) asset key, so separate calls
+    # for two assets of one feature do not clash inside ``dg.Definitions`` as in Metaxy 0.1.11.
+    if spec.key == dg.AssetKey(list(key.parts)):
+        return f"observe_{key.table_name}"
+    return f"observe_{spec.key.to_python_identifier()}"
+
+
+def _mapping_keys(asset_keys: Sequence[dg.AssetKey]) -> list[str]:
+    # Dagster mapping keys allow only ``[A-Za-z0-9_]``; ``up-x`` and ``up_x`` both sanitise to
+    # ``up_x``, so later duplicates get a ``_2``, ``_3``... suffix (in asset order).
+    seen: set[str] = set()
+    keys: list[str] = []
+    for asset_key in asset_keys:
+        base = candidate = asset_key.to_python_identifier()
+        suffix = 1
+        while candidate in seen:
+            suffix += 1
+            candidate = f"{base}_{suffix}"
+        seen.add(candidate)
+        keys.append(candidate)
+    return keys
 
 
 def _single_observation_op(name: str, spec: dg.AssetSpec, store_resource_key: str) -> dg.OpDefinition:
@@ -150,7 +176,8 @@ def build_metaxy_multi_observation_job(
 
     Give either ``assets`` or ``asset_selection`` + ``defs``. Run config
     ``{"ops": {"<name>_fanout": {"config": {"asset_keys": ["a/b"]}}}}`` observes a subset.
-    Mapping keys are sanitised, so asset keys with ``-`` work (they failed in Metaxy 0.1.11).
+    Mapping keys are sanitised and made unique, so asset keys with ``-`` work (they failed in
+    Metaxy 0.1.11), also beside one that only differs by ``_`` (``up-x`` and ``up_x``).
 
     Raises:
         ValueError: Wrong argument combination, no Metaxy specs, or differing partitions.
@@ -173,6 +200,7 @@ def build_metaxy_multi_observation_job(
             )
             raise ValueError(msg)
     by_key = {spec.key.to_user_string(): spec for spec, _ in specs}
+    mapping_keys = dict(zip(by_key, _mapping_keys([spec.key for spec in by_key.values()]), strict=True))
 
     @dg.op(
         name=f"{name}_fanout",
@@ -180,7 +208,7 @@ def build_metaxy_multi_observation_job(
         config_schema={"asset_keys": dg.Field([str], default_value=list(by_key), is_required=False)},
     )
     def fanout(context: dg.OpExecutionContext) -> Any:
-        requested = list(context.op_config["asset_keys"])
+        requested = list(dict.fromkeys(context.op_config["asset_keys"]))
         invalid = set(requested) - set(by_key)
         if invalid:
             msg = (
@@ -189,8 +217,7 @@ def build_metaxy_multi_observation_job(
             )
             raise ValueError(msg)
         for asset_key in requested:
-            mapping_key = by_key[asset_key].key.to_python_identifier()
-            yield dg.DynamicOutput(asset_key, mapping_key=mapping_key)
+            yield dg.DynamicOutput(asset_key, mapping_key=mapping_keys[asset_key])
 
     @dg.op(name=f"{name}_observe", required_resource_keys={store_resource_key}, out=dg.Out(dg.Nothing))
     def observe(context: dg.OpExecutionContext, asset_key: str) -> None:
