@@ -95,8 +95,17 @@ def _transform(dep: FeatureDep, upstream: FeatureSpec, frame: pl.LazyFrame) -> p
                 feature=upstream.key,
                 column=absent[0],
             )
-        frame = frame.select(keep)
+        order: list[pl.Expr] = []
+        if dep.lineage.type == LineageRelationshipType.AGGREGATION:
+            ids = [renames.get(c, c) for c in upstream.id_columns]
+            order = [pl.col(c).alias(f"{_ORDER_PREFIX}{c}") for c in ids if c not in keep]
+        frame = frame.select(*keep, *order)
     return frame
+
+
+_ORDER_PREFIX = "__metaxy_aggregation_order__"
+"""Prefix of the upstream ID columns a ``select`` drops, kept until an aggregation has used
+them to order each group's rows (see :func:`_aggregate`)."""
 
 
 def _aggregate(
@@ -110,8 +119,13 @@ def _aggregate(
     group = list(dep.lineage.on or plan.feature.id_columns)
     schema = frame.collect_schema()
     renames = dep.rename or {}
-    order = [renames.get(c, c) for c in upstream.id_columns]
-    order = [c for c in order if c in schema] or group
+    # Rows are ordered by the upstream ID columns the dep selects (Metaxy's order), then by the
+    # ones its ``select`` drops: every group's order is then total. Metaxy 0.1.11 sorted by the
+    # selected ones only, so a ``select`` without e.g. ``chunk_id`` left the order to Polars'
+    # unstable sort (the hash changed with the thread count; tests/store/test_differential_fuzz).
+    ids = [renames.get(c, c) for c in upstream.id_columns]
+    hidden = [f"{_ORDER_PREFIX}{c}" for c in ids if f"{_ORDER_PREFIX}{c}" in schema]
+    order = [c for c in ids if c in schema] + hidden or group
     dv = renamed_system_column(METAXY_DATA_VERSION_BY_FIELD, upstream.key)
     system = {renamed_system_column(c, upstream.key) for c in RENAMED_UPSTREAM_COLUMNS}
     names = [f.key.to_struct_key() for f in upstream.fields]
@@ -119,7 +133,8 @@ def _aggregate(
         pl.col(dv).struct.field(n).cast(pl.String).sort_by(order).str.join("|").alias(n)
         for n in names
     ]
-    others = [pl.col(c).sort_by(order) for c in schema if c not in system and c not in group]
+    skip = system | set(group) | set(hidden)
+    others = [pl.col(c).sort_by(order) for c in schema if c not in skip]
     reduced = frame.group_by(group).agg(pl.struct(joined).alias(dv), *others)
     hashed = pl.struct(
         [hash_expr(pl.col(dv).struct.field(n), algorithm, length).alias(n) for n in names]
