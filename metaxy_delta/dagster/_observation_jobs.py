@@ -16,7 +16,12 @@ from metaxy_delta.dagster._constants import (
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
     ROW_COUNT_KEY,
 )
-from metaxy_delta.dagster._features import build_feature_event_tags, feature_tag_value
+from metaxy_delta.dagster._features import (
+    build_feature_event_tags,
+    feature_definition,
+    feature_tag_value,
+    get_asset_key_for_metaxy_feature_spec,
+)
 from metaxy_delta.dagster._partitions import (
     context_partition_keys,
 )
@@ -71,8 +76,8 @@ def build_metaxy_observation_job(
 ) -> list[dg.JobDefinition]:
     """One observation job per Metaxy spec of ``asset``.
 
-    A job is named ``observe_<table name>`` when the asset key is the feature key (what
-    :func:`metaxify` gives by default), else ``observe_<asset key as identifier>``: two assets
+    A job is named ``observe_<table name>`` when the asset key is the one :func:`metaxify`
+    gives the feature by default (its key, or its ``dagster/attributes`` asset key), else ``observe_<asset key as identifier>``: two assets
     of one feature, in one call or in separate ones, get distinct names instead of clashing in
     ``dg.Definitions`` (Metaxy 0.1.11 named every job after the feature). The job has the
     asset's ``partitions_def`` (an ``AssetSpec``'s own one too — Metaxy 0.1.11 dropped it). Its
@@ -129,27 +134,30 @@ def build_metaxy_observation_job(
 
 
 def _observation_job_name(spec: dg.AssetSpec, key: FeatureKey) -> str:
-    # ``observe_<table name>`` (Metaxy's name) when the asset key is the feature key; another
-    # asset of the same feature is named after its own (unique) asset key, so separate calls
-    # for two assets of one feature do not clash inside ``dg.Definitions`` as in Metaxy 0.1.11.
-    if spec.key == dg.AssetKey(list(key.parts)):
+    # ``observe_<table name>`` (Metaxy's name) for the feature's own asset (the key metaxify
+    # gives it: the feature key, or its ``dagster/attributes`` asset key); another asset of the
+    # same feature is named after its own (unique) asset key, so separate calls for two assets
+    # of one feature do not clash inside ``dg.Definitions`` as in Metaxy 0.1.11.
+    try:
+        default = get_asset_key_for_metaxy_feature_spec(feature_definition(key).spec)
+    except KeyError:  # not in the active graph: the asset key metaxify would give is the key
+        default = dg.AssetKey(list(key.parts))
+    if spec.key == default:
         return f"observe_{key.table_name}"
     return f"observe_{spec.key.to_python_identifier()}"
 
 
-def _mapping_keys(asset_keys: Sequence[dg.AssetKey]) -> list[str]:
+def _mapping_keys(specs: Mapping[str, dg.AssetSpec]) -> dict[str, str]:
     # Dagster mapping keys allow only ``[A-Za-z0-9_]``; ``up-x`` and ``up_x`` both sanitise to
     # ``up_x``, so later duplicates get a ``_2``, ``_3``... suffix (in asset order).
-    seen: set[str] = set()
-    keys: list[str] = []
-    for asset_key in asset_keys:
-        base = candidate = asset_key.to_python_identifier()
+    keys: dict[str, str] = {}
+    for user_key, spec in specs.items():
+        base = candidate = spec.key.to_python_identifier()
         suffix = 1
-        while candidate in seen:
+        while candidate in keys.values():
             suffix += 1
             candidate = f"{base}_{suffix}"
-        seen.add(candidate)
-        keys.append(candidate)
+        keys[user_key] = candidate
     return keys
 
 
@@ -200,7 +208,7 @@ def build_metaxy_multi_observation_job(
             )
             raise ValueError(msg)
     by_key = {spec.key.to_user_string(): spec for spec, _ in specs}
-    mapping_keys = dict(zip(by_key, _mapping_keys([spec.key for spec in by_key.values()]), strict=True))
+    mapping_keys = _mapping_keys(by_key)
 
     @dg.op(
         name=f"{name}_fanout",

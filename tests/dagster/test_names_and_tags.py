@@ -126,3 +126,19 @@ def test_fanout_mapping_keys_stay_unique_for_dash_and_underscore_keys(
     again = job.execute_in_process(instance=instance, run_config=config)
     assert again.success
     assert set(_observations(again)) == {underscore.key}
+
+
+def test_observation_job_of_a_feature_with_its_own_asset_key_keeps_metaxys_name(graph: mx.FeatureGraph) -> None:
+    class Lake(
+        mx.BaseFeature,
+        spec=mx.FeatureSpec(
+            key="test/lake", id_columns=["sample_id"], metadata={"dagster/attributes": {"asset_key": ["lake", "t"]}}
+        ),
+    ):
+        sample_id: str
+
+    own = mxd.metaxify()(dg.AssetSpec("placeholder", metadata={"metaxy/feature": "test/lake"}))
+    assert own.key == dg.AssetKey(["lake", "t"])
+    other = dg.AssetSpec("lake_mirror", metadata={"metaxy/feature": "test/lake"})
+    names = [j.name for j in mxd.build_metaxy_observation_job(own) + mxd.build_metaxy_observation_job(other)]
+    assert names == ["observe_test__lake", "observe_lake_mirror"]
