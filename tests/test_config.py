@@ -42,8 +42,14 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     MetaxyConfig.reset()
     yield
     MetaxyConfig.reset()
-    os.environ.clear()
-    os.environ.update(environ)
+    # Restore only what changed: clearing and refilling the whole environment calls setenv /
+    # unsetenv for every variable, which can crash (SIGSEGV) while a background thread of an
+    # earlier test (delta-rs, Polars) reads the environment.
+    for name in set(os.environ) - set(environ):
+        del os.environ[name]
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
     for name in set(sys.modules) - modules:
         if name.startswith("cfgtest_"):
             del sys.modules[name]
