@@ -49,6 +49,7 @@ from metaxy_delta.store._commits import (
 from metaxy_delta.store._files import PolarsAppendMixin
 from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
+from metaxy_delta.store._vacuumed import check_files_present
 
 TXN_ID_KEY = "metaxy_delta.txn_id"
 """Commit-info key holding the unique id :meth:`DeltaTableRef.append` gives each write."""
@@ -112,8 +113,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
             The table, or ``None`` if it does not exist (for ``as_of``: did not exist yet).
 
         Raises:
-            MetadataStoreError: ``version`` is past the latest one or was removed by log
-                cleanup; the message names the URI and the latest version.
+            MetadataStoreError: ``version`` is past the latest one, was removed by log
+                cleanup, or needs data files a vacuum deleted (``_vacuumed``); the message
+                names the URI and the latest version.
         """
         if version is not None and as_of is not None:
             msg = "pass either `version` or `as_of`, not both"
@@ -122,17 +124,20 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
             msg = f"`version` must be >= 0, got {version}"
             raise ValueError(msg)
         with self._errors("load"):
-            if as_of is not None:
-                return self._open_as_of(as_of)
-            if version is None:
+            if version is None and as_of is None:
                 return self._open()
-            try:
-                table = self._open(version)
-            except DeltaError as err:  # e.g. "LogSegment end version 4 not the same as ... 99"
-                self._raise_missing_version(version, err)
-                raise
-            if table is None:  # commit `version` removed by log cleanup, or no table at all
-                self._raise_missing_version(version, None)
+            if as_of is not None:
+                table = self._open_as_of(as_of)
+            else:
+                try:
+                    table = self._open(version)
+                except DeltaError as err:  # "LogSegment end version 4 not the same as ... 99"
+                    self._raise_missing_version(version, err)
+                    raise
+                if table is None:  # commit `version` removed by log cleanup, or no table at all
+                    self._raise_missing_version(version, None)
+            if table is not None and (latest := self._open()) is not None:
+                check_files_present(table, latest, self.uri, self.storage_options)
             return table
 
     def scan(

@@ -300,6 +300,41 @@ def test_vacuum_dry_run_lists_files_and_respects_retention(
     assert len(_rows(ref)) == 3
 
 
+@pytest.mark.parametrize("files", [4, 40])  # 40 > HEAD_LIMIT: found by one listing
+def test_time_travel_to_vacuumed_files_fails_at_load_naming_the_version(
+    root_and_options: tuple[str, dict[str, str] | None], files: int
+) -> None:
+    root, options = root_and_options
+    ref = DeltaTableRef(f"{root}/vac.delta", options)
+    for i in range(files):
+        ref.append(_dated([i], "a b/c:d%" if i % 2 else "x"), partition_by=["date"])
+    ref.optimize()
+    assert len(_rows(ref, version=0)) == 1  # removed by optimize, not yet vacuumed: readable
+
+    ref.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+    expected = rf"version 0 of Delta table .*vac\.delta cannot be read: 1 of its data files were"
+    with pytest.raises(MetadataStoreError, match=expected):
+        ref.scan(0)  # at load time, not Polars' FileNotFoundError at collect
+    latest = files + 2  # + VACUUM START, VACUUM END
+    with pytest.raises(MetadataStoreError, match=rf"{files} of its.*latest version is {latest}"):
+        ref.load(files - 1)
+    assert len(_rows(ref, version=files)) == files  # the compacted version reads
+    ref.append(_dated([99], "x"))
+    assert len(_rows(ref, version=files)) == files  # appends since: nothing to look up
+
+
+@pytest.mark.parametrize("repeat", [1, 7])  # 6 or 42 removed files: looked up or listed
+def test_time_travel_across_removes_without_vacuum_finds_every_file(
+    root_and_options: tuple[str, dict[str, str] | None], repeat: int
+) -> None:
+    root, options = root_and_options
+    ref = DeltaTableRef(f"{root}/kept.delta", options)
+    values = [f"{v}{n}" for n in range(repeat) for v in ["a b", "c:d", "e%f", "g=h", "ü/ß", "x"]]
+    ref.append(pl.concat([_dated([i], v) for i, v in enumerate(values)]), partition_by=["date"])
+    ref.delete("id >= 0")
+    assert len(_rows(ref, version=0)) == len(values)  # every partition path found as it is
+
+
 def test_checkpoint_and_history(ref: DeltaTableRef, tmp_path: Path) -> None:
     for i in range(3):
         ref.append(pl.DataFrame({"id": [i]}))
