@@ -73,9 +73,12 @@ path.
 WRITERS = 2
 """Files written at once by a multi-file write: small files leave Polars' thread pool idle
 between the fixed costs of each file."""
-ROW_GROUP_ROWS = 1024 * 1024
-"""Most rows per Parquet row group, delta-rs's default. Polars' own default (~125k rows) makes
-files that take ~30 % longer to write and ~40 % longer to read (5M metadata rows)."""
+ROW_GROUP_ROWS = 128 * 1024
+"""Most rows per Parquet row group (Polars' own default is about as many). With polars 2.1
+on 2 cores, 128Ki-row groups write 10M metadata rows ~10 % faster than delta-rs's default of
+1Mi rows (benchmark leaf: 1.97-2.02 s against 2.23-2.25 s; roots 2.50-2.58 against 2.75 s), with
+~25 % less peak memory on the write, and read them as fast (whole file, column subsets and
+filters; 10M rows). An older Polars measured the opposite (5M rows, ~30 % slower writes)."""
 ROW_GROUPS_PER_FILE = 4
 """Smaller files get row groups of ``ceil(rows / 4)`` (at least 64Ki rows): Polars encodes and
 decodes the row groups of a file in parallel, and one 1M-row group kept a second core idle
@@ -347,8 +350,8 @@ def row_group_rows(height: int) -> int:
     """Rows per row group of a file of ``height`` rows (see :data:`ROW_GROUPS_PER_FILE`).
 
     Example:
-        >>> row_group_rows(1_000_000), row_group_rows(10_000_000), row_group_rows(1_000)
-        (250000, 1048576, 65536)
+        >>> row_group_rows(300_000), row_group_rows(10_000_000), row_group_rows(1_000)
+        (75000, 131072, 65536)
     """
     return min(ROW_GROUP_ROWS, max(MIN_ROW_GROUP_ROWS, math.ceil(height / ROW_GROUPS_PER_FILE)))
 
