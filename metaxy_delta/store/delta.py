@@ -146,7 +146,8 @@ class DeltaMetadataStore(WriteMixin):
         also removes files no commit references, e.g. those of a writer killed before its
         commit. Returns metrics per feature (``files``, ``num_files``, ``dry_run``). Needs write
         mode (a dry run only read mode): it deletes files, and time travel to the versions
-        that needed them.
+        that needed them (``read(..., version=N)`` of such a version then raises
+        :class:`~metaxy_delta.errors.MetadataStoreError` naming it).
         """
         if dry_run:
             self._require_open()
