@@ -49,6 +49,7 @@ from metaxy_delta.store._commits import (
 from metaxy_delta.store._files import PolarsAppendMixin
 from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
+from metaxy_delta.store._snapshots import latest_version
 from metaxy_delta.store._vacuumed import check_files_present
 
 TXN_ID_KEY = "metaxy_delta.txn_id"
@@ -136,8 +137,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                     raise
                 if table is None:  # commit `version` removed by log cleanup, or no table at all
                     self._raise_missing_version(version, None)
-            if table is not None and (latest := self._open()) is not None:
-                check_files_present(table, latest, self.uri, self.storage_options)
+            if table is not None and latest_version(table) != table.version():
+                if (latest := self._open()) is not None:
+                    check_files_present(table, latest, self.uri, self.storage_options)
             return table
 
     def scan(
