@@ -17,6 +17,7 @@ differs from the table's) goes through ``write_deltalake``, which casts and evol
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -37,7 +38,14 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
 from metaxy_delta.models.constants import RENAMED_UPSTREAM_COLUMNS
+from metaxy_delta.store import _constants
 from metaxy_delta.store._commits import find_commit, log_append
+from metaxy_delta.store._constants import (
+    as_enums,
+    enums_encode_identically,
+    footer_metadata,
+    share_constants,
+)
 from metaxy_delta.store._stats import SIGNED_INTEGERS, files_stats
 
 _T = TypeVar("_T")
@@ -99,6 +107,20 @@ rarely prune inside a file of one write, and cost ~10 % of the encoding (10M row
 Pass ``delta_write_options={"writer_properties": ...}`` to have delta-rs write the files, with
 its own statistics, instead.
 """
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "statistics": PARQUET_STATISTICS,
+}
+"""Options of every ``write_parquet`` of an append (plus the file's ``row_group_size``)."""
+
+
+@functools.cache
+def _enums_encode_identically() -> bool:
+    """Whether constant String columns may be written as Enums (see ``_constants``); checked
+    once per process, as it depends only on the installed Polars."""
+    return enums_encode_identically(PARQUET_OPTIONS)
+
 
 _SAFE_PARTITION_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
 _PLAIN = (pl.String, pl.Boolean, pl.Date, pl.Binary, pl.Float32, pl.Float64)
@@ -145,11 +167,16 @@ def write_files(
         folder = "".join(f"{c}={v}/" for c, v in values.items())
         for chunk in _chunks(rows.drop(list(partitions)) if partitions else rows, constant_columns):
             path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000.zstd.parquet"
-            files.append((path, values, _share_constants(chunk, constant_columns)))
+            files.append((path, values, share_constants(chunk, constant_columns)))
     stats = files_stats([chunk for _, _, chunk in files], unbounded=HASH_COLUMNS)
+    enums = bool(constant_columns) and _enums_encode_identically()
+    metadata = footer_metadata(files[0][2], PARQUET_OPTIONS) if enums else None
 
     def write(file: tuple[str, dict[str, str | None], pl.DataFrame]) -> int:
-        return _write_one(file[2], file[0], local, handler)
+        frame = file[2]
+        if metadata is None or frame.height < _constants.SHARED_CONSTANTS_MIN_ROWS:
+            return _write_one(frame, file[0], local, handler)
+        return _write_one(as_enums(frame, constant_columns), file[0], local, handler, metadata)
 
     if len(files) == 1:
         sizes = [write(files[0])]
@@ -307,45 +334,6 @@ def _chunks(frame: pl.DataFrame, constants: Collection[str]) -> Iterator[pl.Data
         yield frame.slice(offset, step)
 
 
-def _share_constants(frame: pl.DataFrame, columns: Collection[str]) -> pl.DataFrame:
-    names = [c for c in columns if c in frame.columns]
-    if not names or frame.height < SHARED_CONSTANTS_MIN_ROWS:
-        return frame
-    first = frame.head(1).select(names).row(0)  # select() on all rows would copy them
-    return frame.with_columns(
-        constant_series(c, v, frame.schema[c], frame.height) for c, v in zip(names, first)
-    )
-
-
-CONSTANT_CHUNK_ROWS = 64 * 1024
-"""Rows per chunk of :func:`constant_series`."""
-SHARED_CONSTANTS_MIN_ROWS = 4 * CONSTANT_CHUNK_ROWS
-"""Smaller files keep their scalar columns: re-stamping costs ~1 ms per file, more than their
-writer saves (1M rows over 100 partitions: ~0.2 s more)."""
-
-
-def constant_series(name: str, value: object, dtype: pl.DataType, n: int) -> pl.Series:
-    """``n`` copies of ``value``: chunks of :data:`CONSTANT_CHUNK_ROWS` rows sharing one buffer.
-
-    The store stamps its constant system columns with ``pl.lit``, which stay scalar columns
-    through partitioning and slicing, but Polars' Parquet writer materialises them again for
-    each piece it encodes: writing the six of a 10M-row leaf took ~0.5 s more than writing
-    them as shared chunks. (Materialising the whole column costs an allocation of 10M values
-    instead, ~0.1-0.2 s of page faults.)
-
-    Example:
-        >>> s = constant_series("v", "3d4e5cee", pl.String(), 150_000)
-        >>> s.len(), s.n_chunks(), s.unique().to_list()
-        (150000, 3, ['3d4e5cee'])
-    """
-    chunk = pl.select(pl.repeat(value, min(n, CONSTANT_CHUNK_ROWS), dtype=dtype).alias(name))
-    column = chunk.to_series()
-    if n <= CONSTANT_CHUNK_ROWS:
-        return column
-    whole, rest = divmod(n, CONSTANT_CHUNK_ROWS)
-    return pl.concat([column] * whole + ([column.slice(0, rest)] if rest else []), rechunk=False)
-
-
 def row_group_rows(height: int) -> int:
     """Rows per row group of a file of ``height`` rows (see :data:`ROW_GROUPS_PER_FILE`).
 
@@ -364,14 +352,15 @@ def _local_path(table_uri: str) -> str | None:
 
 
 def _write_one(
-    frame: pl.DataFrame, path: str, local: str | None, handler: DeltaStorageHandler | None
+    frame: pl.DataFrame,
+    path: str,
+    local: str | None,
+    handler: DeltaStorageHandler | None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
-    options: dict[str, Any] = {
-        "compression": "zstd",
-        "compression_level": 1,
-        "row_group_size": row_group_rows(frame.height),
-        "statistics": PARQUET_STATISTICS,
-    }
+    options: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": row_group_rows(frame.height)}
+    if metadata is not None:
+        options["metadata"] = metadata
     if local is not None:
         target = os.path.join(local, path)
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -228,7 +228,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                 commits on it, later attempts reload.
             constant_columns: Columns of a Polars frame that hold one value in every row, as
                 the caller guarantees (the store's stamped system columns); the Polars path
-                writes them as shared chunks (see ``_files.constant_series``).
+                writes them as shared chunks, String ones as Enums (see ``_constants``).
 
         Returns:
             The version of this write's commit (exact under concurrent writers).

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from metaxy_delta.store import _files
+from metaxy_delta.store import _constants, _files
 from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, polars_writable
 from metaxy_delta.store._stats import file_stats
 from metaxy_delta.store._table import DeltaTableRef
@@ -225,7 +225,7 @@ def test_writes_over_partitions_take_the_cheaper_encoder(tmp_path: Path, monkeyp
         assert (row["num_records"], row["min.id"], row["max.id"]) == (1_000, ids.min(), ids.max())
 
 
-@pytest.mark.parametrize("module", ["_files", "_stats"])
+@pytest.mark.parametrize("module", ["_constants", "_files", "_stats"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
     assert result.failed == 0 and result.attempted > 0
@@ -234,8 +234,8 @@ def test_docstring_examples(module: str) -> None:
 def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stamped constants (scalar columns) come back with their values, in every partition."""
     monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
-    monkeypatch.setattr(_files, "CONSTANT_CHUNK_ROWS", 7)  # several chunks per file
-    monkeypatch.setattr(_files, "SHARED_CONSTANTS_MIN_ROWS", 10)
+    monkeypatch.setattr(_constants, "CONSTANT_CHUNK_ROWS", 7)  # several chunks per file
+    monkeypatch.setattr(_constants, "SHARED_CONSTANTS_MIN_ROWS", 10)
     n = 50
     frame = pl.select(
         id=pl.format("s{}", pl.int_range(n)), part=pl.format("p{}", pl.int_range(n) % 3)
@@ -251,8 +251,57 @@ def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypat
         assert _written_by(table) == {"Polars"}
         back = pl.read_delta(table).select(frame.columns).sort("id")
         assert back.equals(frame.sort("id")), partition_by
-    shared = _files.constant_series("v", T0, pl.Datetime("us", "UTC"), 20)
+    shared = _constants.constant_series("v", T0, pl.Datetime("us", "UTC"), 20)
     assert shared.n_chunks() == 3 and shared.to_list() == [T0] * 20
+
+
+def _constant_frame(n: int) -> tuple[pl.DataFrame, list[str]]:
+    """FRAME's dtypes repeated to ``n`` rows, plus stamped-like constants of every kind."""
+    frame = pl.concat([FRAME] * (n // FRAME.height)).with_columns(
+        version=pl.lit("3d4e5cee"), project=pl.lit("0d15ea5e"), run=pl.lit(None, dtype=pl.String),
+        at=pl.lit(T0, dtype=pl.Datetime("us", "UTC")), gone=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+    )  # fmt: skip
+    return frame, ["version", "project", "run", "at", "gone"]
+
+
+def test_string_constants_written_as_enums_give_byte_identical_files(tmp_path: Path) -> None:
+    """The Enum form of the String constants changes the writer's work, not one byte of the file."""
+    assert _files._enums_encode_identically()  # the speed-up is active on the installed Polars
+    frame, constants = _constant_frame(80_000)
+    shared = _constants.share_constants(frame, constants)
+    enums = _constants.as_enums(shared, constants)
+    assert [enums.schema[c] for c in ("version", "run")] == [pl.Enum(["3d4e5cee"]), pl.Enum([])]
+    metadata = _constants.footer_metadata(shared, _files.PARQUET_OPTIONS)
+    _files._write_one(shared, "plain.parquet", str(tmp_path), None)
+    _files._write_one(enums, "enums.parquet", str(tmp_path), None, metadata)
+    plain, written = (tmp_path / "plain.parquet").read_bytes(), (tmp_path / "enums.parquet").read_bytes()
+    assert written == plain
+    assert "dictionary" not in str(pq.read_schema(tmp_path / "enums.parquet"))
+    # without the String frame's footer, the file would declare Enum/dictionary columns
+    _files._write_one(enums, "bare.parquet", str(tmp_path), None)
+    assert "dictionary" in str(pq.read_schema(tmp_path / "bare.parquet"))
+
+
+@pytest.mark.parametrize("enums", [True, False])
+def test_tables_with_constant_columns_read_as_strings_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enums: bool
+) -> None:
+    """Polars, delta-rs and pyarrow see String constants as strings, with their values; a
+    Polars that cannot write them as Enums writes the same table the slower way."""
+    monkeypatch.setattr(_files, "_enums_encode_identically", lambda: enums)
+    monkeypatch.setattr(_constants, "SHARED_CONSTANTS_MIN_ROWS", 10)
+    frame, constants = _constant_frame(400)
+    ref = DeltaTableRef(str(tmp_path / "t.delta"))
+    ref.append(frame, constant_columns=constants)
+    table = DeltaTable(ref.uri)
+    assert _written_by(table) == {"Polars"}
+    assert pl.read_delta(table).sort("id", "n", nulls_last=True).equals(frame.sort("id", "n", nulls_last=True))
+    arrow = table.to_pyarrow_table()
+    assert str(arrow.schema.field("version").type) in {"string", "large_string", "string_view"}
+    assert set(arrow.column("version").to_pylist()) == {"3d4e5cee"}
+    assert arrow.column("run").null_count == 400
+    files = list(Path(ref.uri.removeprefix("file://")).glob("*.parquet"))
+    assert len(files) == 1 and "dictionary" not in str(pq.read_schema(files[0]))
 
 
 def test_large_frames_are_split_into_files_of_about_file_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
