@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import polars as pl
 import pytest
@@ -10,6 +11,7 @@ import xxhash
 
 import metaxy_delta as mx
 from metaxy_delta import versioning
+from metaxy_delta.versioning._hashing import decimal_prefix
 
 X64 = mx.HashAlgorithm.XXHASH64
 VIDEO_DV = {"frames": "video_frame_hash_1", "audio": "video_audio_hash_1"}
@@ -255,3 +257,18 @@ def test_hash_keyed_comparison_needs_matching_value_hashed_keys(graph):
     for current, hashed in ((stored, True), (categorical, False)):
         lazy = versioning.resolve(plan, samples=samples, current=current, current_unique=True).to_polars()
         assert lazy.one_pass is not None and (lazy.one_pass.hashed is not None) == hashed
+
+
+@pytest.mark.parametrize(("dtype", "bits"), [(pl.UInt32(), 32), (pl.UInt64(), 64)])
+def test_decimal_prefix_equals_slicing_the_decimal_string(dtype: pl.DataType, bits: int) -> None:
+    """Cutting a hash to its leading digits before formatting gives the very strings of
+    formatting then slicing, for every prefix length, at every power-of-ten boundary."""
+    top = 2**bits - 1
+    edges = {v for j in range(21) for v in (10**j - 1, 10**j, 10**j + 1) if 0 <= v <= top}
+    rng = random.Random(bits)
+    values = sorted(edges | {0, top, top // 2, *(rng.randrange(top + 1) for _ in range(2_000))})
+    frame = pl.DataFrame({"n": pl.Series([*values, None], dtype=dtype)})
+    for length in range(0, 23):
+        sliced = frame.select(pl.col("n").cast(pl.String).str.slice(0, length)).to_series()
+        ours = frame.select(decimal_prefix(pl.col("n"), dtype, length)).to_series()
+        assert ours.to_list() == sliced.to_list(), length
