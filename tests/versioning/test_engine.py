@@ -268,7 +268,7 @@ def test_decimal_prefix_equals_slicing_the_decimal_string(dtype: pl.DataType, bi
     rng = random.Random(bits)
     values = sorted(edges | {0, top, top // 2, *(rng.randrange(top + 1) for _ in range(2_000))})
     frame = pl.DataFrame({"n": pl.Series([*values, None], dtype=dtype)})
-    for length in range(0, 23):
+    for length in range(23):
         sliced = frame.select(pl.col("n").cast(pl.String).str.slice(0, length)).to_series()
         ours = frame.select(decimal_prefix(pl.col("n"), dtype, length)).to_series()
         assert ours.to_list() == sliced.to_list(), length
