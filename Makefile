@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,s3,dagster-ui,compare
 SIZE   ?= small
+ROUNDS ?= 3
 
-.PHONY: install demo test test-fast soak bench clean
+.PHONY: install demo test test-fast soak bench bench-compare clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ soak: install  ## full-size reliability figures (see docs/reliability.md)
 
 bench: install  ## every benchmark; SIZE=10M for the big runs
 	$(PY) benchmarks/run_all.py --size $(SIZE)
+
+bench-compare: install  ## 10M rows beside Metaxy 0.1.11, interleaved rounds (about 25 minutes)
+	$(PY) benchmarks/store.py --sizes 10M --scenarios simple,wide --impls ours,metaxy \
+		--metaxy-max 10M --no-bound --rounds $(ROUNDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
