@@ -272,3 +272,31 @@ def test_decimal_prefix_equals_slicing_the_decimal_string(dtype: pl.DataType, bi
         sliced = frame.select(pl.col("n").cast(pl.String).str.slice(0, length)).to_series()
         ours = frame.select(decimal_prefix(pl.col("n"), dtype, length)).to_series()
         assert ours.to_list() == sliced.to_list(), length
+
+
+def test_upstream_structs_carry_only_the_fields_the_plan_hashes(graph, monkeypatch):
+    """Unused upstream fields are dropped before the joins; the hashes stay the same."""
+    from metaxy_delta.versioning import _upstream
+
+    feature("video", fields=["frames", "audio", "captions"])
+    feature("sensor", fields=["gps", "imu"])
+    audio = mx.FieldSpec(key="audio", deps=[mx.FieldDep(feature="video", fields=["audio"]), mx.FieldDep(feature="sensor", fields=["gps"])])
+    feature("leaf", deps=["video", "sensor"], fields=[audio])
+    plan = graph.get_feature_plan("leaf")
+    video = {"frames": "f", "audio": "a", "captions": "c"}
+    frames = {
+        "video": upstream(["a", "b"], [video, {**video, "audio": "a2"}]),
+        "sensor": upstream(["a", "b"], {"gps": "g", "imu": "i"}),
+    }
+    joined = _upstream.prepare_upstream(plan, {mx.FeatureKey(k): v for k, v in frames.items()}, X64, 8)
+    schema = joined.frame.collect_schema()
+    assert [f.name for f in schema["metaxy_data_version_by_field__video"].fields] == ["audio"]
+    assert [f.name for f in schema["metaxy_data_version_by_field__sensor"].fields] == ["gps"]
+    pruned = versioning.compute_expected(plan, frames, hash_algorithm=X64, hash_length=8).collect().to_native()
+    monkeypatch.setattr(_upstream, "_used_fields_only", lambda frame, plan, key: frame)
+    whole = versioning.compute_expected(plan, frames, hash_algorithm=X64, hash_length=8).collect().to_native()
+    assert pruned.sort("id").equals(whole.sort("id"))
+    assert pruned.sort("id")["metaxy_provenance_by_field"].to_list() == [
+        {"audio": x64("audio|__metaxy_initial__|sensor.gps|g|video.audio|a")},
+        {"audio": x64("audio|__metaxy_initial__|sensor.gps|g|video.audio|a2")},
+    ]
