@@ -157,6 +157,9 @@ def write_files(
     on average. File statistics are computed in one Polars call, and :data:`WRITERS` files are
     encoded at a time.
     """
+    seen = _sampled_partitions(frame, list(partitions)) if partitions else 1
+    if seen > 1 and frame.height < MIN_PARTITION_ROWS * seen:
+        return None  # too many partitions already in a sample: spare the split delta-rs redoes
     groups = _partition_groups(frame, list(partitions))
     if groups is None or (len(groups) > 1 and frame.height < MIN_PARTITION_ROWS * len(groups)):
         return None
@@ -306,6 +309,21 @@ def _plain(dtype: pl.DataType) -> bool:
     if isinstance(dtype, pl.Datetime):
         return dtype.time_unit == "us" and dtype.time_zone == "UTC"
     return isinstance(dtype, (*_PLAIN, *SIGNED_INTEGERS))
+
+
+PARTITION_SAMPLE_ROWS = 4096
+"""Rows, drawn at random (fixed seed), whose partition values :func:`_sampled_partitions` counts."""
+
+
+def _sampled_partitions(frame: pl.DataFrame, partitions: list[str]) -> int:
+    """Distinct partition values among :data:`PARTITION_SAMPLE_ROWS` random rows: a lower bound
+    of the frame's partition count, in ~0.2 ms. When it alone leaves fewer than
+    :data:`MIN_PARTITION_ROWS` rows per partition, the frame goes to delta-rs without being split
+    first (100k rows over 100 partitions: the split took ~10 % of the write). Random rather
+    than evenly spaced rows: a stride would alias with periodic partition values."""
+    rows = min(frame.height, PARTITION_SAMPLE_ROWS)
+    values = frame[partitions[0]] if len(partitions) == 1 else frame.select(partitions)
+    return values.sample(n=rows, seed=0).n_unique()
 
 
 def _partition_groups(

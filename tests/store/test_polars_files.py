@@ -225,6 +225,27 @@ def test_writes_over_partitions_take_the_cheaper_encoder(tmp_path: Path, monkeyp
         assert (row["num_records"], row["min.id"], row["max.id"]) == (1_000, ids.min(), ids.max())
 
 
+def test_many_partitions_seen_in_a_sample_skip_the_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample proving too many partitions sends the frame to delta-rs unsplit; one that does
+    not (partitions hidden between sampled rows) still ends there after the exact count."""
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 1_000)
+    monkeypatch.setattr(_files, "PARTITION_SAMPLE_ROWS", 100)
+    spread = pl.DataFrame({"id": [f"s{i}" for i in range(3_000)], "part": [f"q{i % 30}" for i in range(3_000)]})
+    splits: list[int] = []
+    split = _files._partition_groups
+    monkeypatch.setattr(_files, "_partition_groups", lambda f, p: splits.append(f.height) or split(f, p))
+    assert _files._sampled_partitions(spread, ["part"]) > 3  # proves > 3 partitions: < 1,000 rows each
+    assert DeltaTableRef(str(tmp_path / "spread")).append(spread, partition_by=["part"]) == 0
+    assert splits == [] and _written_by(DeltaTable(str(tmp_path / "spread"))) == {"delta-rs"}
+    # one partition of 2,971 rows and 29 of one row each, 30 in all: a sample of 100 rows sees
+    # too few of them, so the frame is split, counted exactly, and still goes to delta-rs
+    hidden = spread.with_columns(pl.when(pl.int_range(pl.len()) < 29).then(pl.format("r{}", pl.int_range(pl.len()))).otherwise(pl.lit("p0")).alias("part"))
+    assert _files._sampled_partitions(hidden, ["part"]) <= 3 and hidden["part"].n_unique() == 30
+    assert DeltaTableRef(str(tmp_path / "hidden")).append(hidden, partition_by=["part"]) == 0
+    assert splits == [3_000] and _written_by(DeltaTable(str(tmp_path / "hidden"))) == {"delta-rs"}
+    assert pl.read_delta(str(tmp_path / "hidden")).sort("id").equals(hidden.sort("id"))
+
+
 @pytest.mark.parametrize("module", ["_constants", "_files", "_stats"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
