@@ -20,7 +20,7 @@ A write stamps several system columns with one value for every row (``metaxy_fea
 from __future__ import annotations
 
 import io
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import polars as pl
@@ -57,10 +57,7 @@ def share_constants(frame: pl.DataFrame, columns: Collection[str]) -> pl.DataFra
     names = [c for c in columns if c in frame.columns]
     if not names or frame.height < SHARED_CONSTANTS_MIN_ROWS:
         return frame
-    first = frame.head(1).select(names).row(0)  # select() on all rows would copy them
-    return frame.with_columns(
-        constant_series(c, v, frame.schema[c], frame.height) for c, v in zip(names, first)
-    )
+    return _restamped(frame, names, lambda column, _: frame.schema[column])
 
 
 def as_enums(frame: pl.DataFrame, columns: Collection[str]) -> pl.DataFrame:
@@ -75,10 +72,17 @@ def as_enums(frame: pl.DataFrame, columns: Collection[str]) -> pl.DataFrame:
     names = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
     if not names or frame.height == 0:
         return frame
-    first = frame.head(1).select(names).row(0)
+    return _restamped(frame, names, lambda _, value: pl.Enum([] if value is None else [value]))
+
+
+def _restamped(
+    frame: pl.DataFrame, names: list[str], dtype: Callable[[str, object], pl.DataType]
+) -> pl.DataFrame:
+    """``frame`` with the constant columns ``names`` rebuilt as :func:`constant_series` of
+    their first value, of ``dtype(name, value)``."""
+    first = frame.head(1).select(names).row(0)  # select() on all rows would copy them
     return frame.with_columns(
-        constant_series(c, v, pl.Enum([] if v is None else [v]), frame.height)
-        for c, v in zip(names, first)
+        constant_series(c, v, dtype(c, v), frame.height) for c, v in zip(names, first)
     )
 
 

@@ -174,7 +174,8 @@ def write_files(
     stats = files_stats(
         [chunk for _, _, chunk in files], unbounded=HASH_COLUMNS, constant=constant_columns
     )
-    enums = bool(constant_columns) and _enums_encode_identically()
+    large = any(f.height >= _constants.SHARED_CONSTANTS_MIN_ROWS for _, _, f in files)
+    enums = large and bool(constant_columns) and _enums_encode_identically()
     metadata = footer_metadata(files[0][2], PARQUET_OPTIONS) if enums else None
 
     def write(file: tuple[str, dict[str, str | None], pl.DataFrame]) -> int:
