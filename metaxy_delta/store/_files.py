@@ -12,7 +12,8 @@ commit protocol stay delta-rs's.
 signed integers, floats, booleans, dates, binaries, UTC microsecond datetimes, structs and lists
 of those) and partition values that are safe as path segments. Anything else (``Null`` or
 unsigned columns, naive or nanosecond datetimes, decimals, unusual partition values, a schema that
-differs from the table's) goes through ``write_deltalake``, which casts and evolves schemas.
+differs from the table's) goes through ``write_deltalake``, which casts and evolves schemas. So do
+``writer_properties`` that set more than a codec (``_codecs``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import polars as pl
-from deltalake import ColumnProperties, CommitProperties, DeltaTable, Schema, WriterProperties
+from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import DeltaError
 from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction, create_table_with_add_actions
@@ -39,6 +40,14 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
 from metaxy_delta.models.constants import RENAMED_UPSTREAM_COLUMNS
 from metaxy_delta.store import _constants
+from metaxy_delta.store._codecs import (
+    DEFAULT_WRITER_PROPERTIES,
+    PARQUET_OPTIONS,
+    file_suffix,
+    options_from_key,
+    options_key,
+    polars_options,
+)
 from metaxy_delta.store._commits import find_commit, log_append
 from metaxy_delta.store._constants import (
     as_enums,
@@ -49,19 +58,6 @@ from metaxy_delta.store._constants import (
 from metaxy_delta.store._stats import SIGNED_INTEGERS, files_stats
 
 _T = TypeVar("_T")
-
-DEFAULT_WRITER_PROPERTIES = WriterProperties(
-    compression="ZSTD",
-    compression_level=1,
-    default_column_properties=ColumnProperties(dictionary_enabled=False),
-)
-"""Parquet settings of writes that go through delta-rs: zstd level 1 without dictionaries.
-
-Metadata columns are mostly high-cardinality hash strings, where dictionaries are wasted work.
-On 1M rows of the benchmark's root feature this writes files 2.3x smaller than delta-rs's
-default (snappy, dictionaries) in about 25 % less time. Files written by Polars use the same
-codec and level.
-"""
 
 FILE_BYTES = 512 * 2**20
 """In-memory size of the rows per data file (~100-250 MB of Parquet for metadata rows)."""
@@ -97,29 +93,16 @@ HASH_COLUMNS = frozenset(RENAMED_UPSTREAM_COLUMNS)
 file statistics keep null counts but no min/max. Hashes are uniform, so every file of more
 than a few rows spans nearly the whole range and a bound never skips one; computing them took
 ~40 % of the statistics pass (10M rows of the benchmark's leaf)."""
-PARQUET_STATISTICS = {"min": False, "max": False, "distinct_count": False, "null_count": True}
-"""Row-group statistics Polars writes into the Parquet footers: null counts only.
-
-Readers of the store skip data through the Delta log instead: partition values and the file
-statistics of ``_stats`` (min/max per file) are what Polars' ``scan_delta`` and delta-rs's
-``DELETE`` prune with. Row-group min/max would be a second copy, per row group, of bounds that
-rarely prune inside a file of one write, and cost ~10 % of the encoding (10M rows: ~0.2-0.3 s).
-Pass ``delta_write_options={"writer_properties": ...}`` to have delta-rs write the files, with
-its own statistics, instead.
-"""
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
-    "statistics": PARQUET_STATISTICS,
-}
-"""Options of every ``write_parquet`` of an append (plus the file's ``row_group_size``)."""
+def _enums_encode_identically(options: dict[str, Any] = PARQUET_OPTIONS) -> bool:
+    """Whether constant String columns may be written as Enums (see ``_constants``) with
+    ``options``; checked once per process and codec, as it depends only on the installed
+    Polars."""
+    return _enums_check(options_key(options))
 
 
 @functools.cache
-def _enums_encode_identically() -> bool:
-    """Whether constant String columns may be written as Enums (see ``_constants``); checked
-    once per process, as it depends only on the installed Polars."""
-    return enums_encode_identically(PARQUET_OPTIONS)
+def _enums_check(key: tuple[str, int | None]) -> bool:
+    return enums_encode_identically(options_from_key(key))
 
 
 _SAFE_PARTITION_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -147,6 +130,7 @@ def write_files(
     storage_options: dict[str, str] | None,
     partitions: Sequence[str],
     constant_columns: Collection[str] = (),
+    parquet: dict[str, Any] = PARQUET_OPTIONS,
 ) -> list[AddAction] | None:
     """Write ``frame`` as Parquet files under ``table_uri``; their ``add`` actions.
 
@@ -155,7 +139,7 @@ def write_files(
     written nothing, if a partition value is null or not safe as a path segment, or if the
     frame spreads over several partitions with fewer than :data:`MIN_PARTITION_ROWS` rows each
     on average. File statistics are computed in one Polars call, and :data:`WRITERS` files are
-    encoded at a time.
+    encoded at a time, with the ``write_parquet`` options ``parquet`` (``_codecs``).
     """
     seen = _sampled_partitions(frame, list(partitions)) if partitions else 1
     if seen > 1 and frame.height < MIN_PARTITION_ROWS * seen:
@@ -166,23 +150,25 @@ def write_files(
     local = _local_path(table_uri)
     handler = None if local is not None else DeltaStorageHandler(table_uri, storage_options)
     files: list[tuple[str, dict[str, str | None], pl.DataFrame]] = []
+    suffix = file_suffix(parquet)
     for values, rows in groups:
         folder = "".join(f"{c}={v}/" for c, v in values.items())
         for chunk in _chunks(rows.drop(list(partitions)) if partitions else rows, constant_columns):
-            path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000.zstd.parquet"
+            path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000{suffix}.parquet"
             files.append((path, values, share_constants(chunk, constant_columns)))
     stats = files_stats(
         [chunk for _, _, chunk in files], unbounded=HASH_COLUMNS, constant=constant_columns
     )
     large = any(f.height >= _constants.SHARED_CONSTANTS_MIN_ROWS for _, _, f in files)
-    enums = large and bool(constant_columns) and _enums_encode_identically()
-    metadata = footer_metadata(files[0][2], PARQUET_OPTIONS) if enums else None
+    enums = large and bool(constant_columns) and _enums_encode_identically(parquet)
+    metadata = footer_metadata(files[0][2], parquet) if enums else None
 
     def write(file: tuple[str, dict[str, str | None], pl.DataFrame]) -> int:
         frame = file[2]
         if metadata is None or frame.height < _constants.SHARED_CONSTANTS_MIN_ROWS:
-            return _write_one(frame, file[0], local, handler)
-        return _write_one(as_enums(frame, constant_columns), file[0], local, handler, metadata)
+            return _write_one(frame, file[0], local, handler, parquet)
+        enum_frame = as_enums(frame, constant_columns)
+        return _write_one(enum_frame, file[0], local, handler, parquet, metadata)
 
     if len(files) == 1:
         sizes = [write(files[0])]
@@ -227,8 +213,8 @@ class PolarsAppendMixin:
         full ``vacuum`` past the retention window removes them, as with delta-rs's writer.
         """
         extra = set(options) - {"configuration", "name", "description", "writer_properties"}
-        custom = options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
-        if frame.height == 0 or extra or custom is not DEFAULT_WRITER_PROPERTIES:
+        parquet = polars_options(options.get("writer_properties", DEFAULT_WRITER_PROPERTIES))
+        if frame.height == 0 or extra or parquet is None:
             return None
         with self._errors("append to"):
             table = snapshot if snapshot is not None else self._open()
@@ -239,7 +225,7 @@ class PolarsAppendMixin:
                 self._check_partitions(table, partitions)
                 partitions = list(table.metadata().partition_columns)
             actions = write_files(
-                frame, self.uri, self.storage_options, partitions or (), constant_columns
+                frame, self.uri, self.storage_options, partitions or (), constant_columns, parquet
             )
         if actions is None:
             return None
@@ -377,9 +363,10 @@ def _write_one(
     path: str,
     local: str | None,
     handler: DeltaStorageHandler | None,
+    parquet: dict[str, Any] = PARQUET_OPTIONS,
     metadata: dict[str, str] | None = None,
 ) -> int:
-    options: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": row_group_rows(frame.height)}
+    options: dict[str, Any] = {**parquet, "row_group_size": row_group_rows(frame.height)}
     if metadata is not None:
         options["metadata"] = metadata
     if local is not None:

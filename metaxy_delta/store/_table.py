@@ -204,10 +204,10 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
 
         A :class:`polars.DataFrame` of plain dtypes is encoded by Polars' multi-threaded Parquet
         writer (about twice as fast as delta-rs's) and committed as ``add`` actions with file
-        statistics through deltalake's transaction API, see ``_files``; other data, custom
-        ``writer_properties`` or ``target_file_size``, and schema changes go through
-        ``write_deltalake``. The first write of a table commits as ``CREATE TABLE`` on the Polars
-        path (``WRITE`` otherwise).
+        statistics through deltalake's transaction API, see ``_files``; other data,
+        ``writer_properties`` that set more than a codec, ``target_file_size``, and schema
+        changes go through ``write_deltalake``. The first write of a table commits as
+        ``CREATE TABLE`` on the Polars path (``WRITE`` otherwise).
 
         Args:
             data: Rows (any Arrow C stream). A ``RecordBatchReader`` can be read only once, so it

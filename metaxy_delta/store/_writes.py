@@ -20,8 +20,8 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.models.keys import FeatureKey
 from metaxy_delta.store._base import log
+from metaxy_delta.store._codecs import DEFAULT_WRITER_PROPERTIES
 from metaxy_delta.store._commits import UNIQUE_IDS_KEY
-from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES
 from metaxy_delta.store._frames import (
     TIMESTAMP,
     check_stored_dtypes,
@@ -243,8 +243,9 @@ class WriteMixin(ReadMixin):
         replays up to 100 JSON commits (about 100 requests per write on S3, quadratic in the
         number of writes). A checkpoint every ``checkpoint_interval`` commits keeps log replay
         short; ``delta_write_options={"configuration": {...}}`` can set it otherwise. Parquet
-        files are written with :data:`DEFAULT_WRITER_PROPERTIES` unless
-        ``delta_write_options["writer_properties"]`` is given.
+        files are written with :data:`DEFAULT_WRITER_PROPERTIES` (zstd 1) unless
+        ``delta_write_options["writer_properties"]`` is given (one that only picks a codec keeps
+        Polars' encoder, see ``_codecs``).
         """
         options = dict(self.delta_write_options)
         options.setdefault("writer_properties", DEFAULT_WRITER_PROPERTIES)

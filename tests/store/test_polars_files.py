@@ -20,6 +20,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from metaxy_delta.store import _constants, _files
+from metaxy_delta.store._codecs import polars_options
 from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, polars_writable
 from metaxy_delta.store._stats import file_stats
 from metaxy_delta.store._table import DeltaTableRef
@@ -285,21 +286,26 @@ def _constant_frame(n: int) -> tuple[pl.DataFrame, list[str]]:
     return frame, ["version", "project", "run", "at", "gone"]
 
 
-def test_string_constants_written_as_enums_give_byte_identical_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["ZSTD", "LZ4_RAW"])
+def test_string_constants_written_as_enums_give_byte_identical_files(tmp_path: Path, codec: str) -> None:
     """The Enum form of the String constants changes the writer's work, not one byte of the file."""
-    assert _files._enums_encode_identically()  # the speed-up is active on the installed Polars
+    from deltalake import WriterProperties
+
+    options = polars_options(WriterProperties(compression=codec))
+    assert options is not None
+    assert _files._enums_encode_identically(options)  # the speed-up is active on the installed Polars
     frame, constants = _constant_frame(80_000)
     shared = _constants.share_constants(frame, constants)
     enums = _constants.as_enums(shared, constants)
     assert [enums.schema[c] for c in ("version", "run")] == [pl.Enum(["3d4e5cee"]), pl.Enum([])]
-    metadata = _constants.footer_metadata(shared, _files.PARQUET_OPTIONS)
-    _files._write_one(shared, "plain.parquet", str(tmp_path), None)
-    _files._write_one(enums, "enums.parquet", str(tmp_path), None, metadata)
+    metadata = _constants.footer_metadata(shared, options)
+    _files._write_one(shared, "plain.parquet", str(tmp_path), None, options)
+    _files._write_one(enums, "enums.parquet", str(tmp_path), None, options, metadata)
     plain, written = (tmp_path / "plain.parquet").read_bytes(), (tmp_path / "enums.parquet").read_bytes()
     assert written == plain
     assert "dictionary" not in str(pq.read_schema(tmp_path / "enums.parquet"))
     # without the String frame's footer, the file would declare Enum/dictionary columns
-    _files._write_one(enums, "bare.parquet", str(tmp_path), None)
+    _files._write_one(enums, "bare.parquet", str(tmp_path), None, options)
     assert "dictionary" in str(pq.read_schema(tmp_path / "bare.parquet"))
 
 
@@ -309,7 +315,7 @@ def test_tables_with_constant_columns_read_as_strings_everywhere(
 ) -> None:
     """Polars, delta-rs and pyarrow see String constants as strings, with their values; a
     Polars that cannot write them as Enums writes the same table the slower way."""
-    monkeypatch.setattr(_files, "_enums_encode_identically", lambda: enums)
+    monkeypatch.setattr(_files, "_enums_encode_identically", lambda *_: enums)
     monkeypatch.setattr(_constants, "SHARED_CONSTANTS_MIN_ROWS", 10)
     frame, constants = _constant_frame(400)
     ref = DeltaTableRef(str(tmp_path / "t.delta"))

@@ -1,4 +1,5 @@
-"""Settings of the tables the store creates: checkpoint interval (default 10) and Parquet codec."""
+"""Settings of the tables the store creates: checkpoint interval (default 10) and Parquet codec
+(chosen with ``writer_properties``; a codec alone keeps Polars' encoder)."""
 
 from __future__ import annotations
 
@@ -56,13 +57,15 @@ def test_config_model_accepts_the_interval() -> None:
         mx.DeltaMetadataStoreConfig(root_path="/tmp/x", checkpoint_interval=0)
 
 
+def _files(root: Path) -> list[Path]:
+    return [p for p in (root / "video" / "raw.delta").rglob("*.parquet") if "_delta_log" not in p.parts]
+
+
 def _codecs(root: Path) -> set[str]:
     import pyarrow.parquet as pq
 
     codecs = set()
-    for path in (root / "video" / "raw.delta").rglob("*.parquet"):
-        if "_delta_log" in path.parts:
-            continue
+    for path in _files(root):
         meta = pq.ParquetFile(path).metadata
         codecs |= {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
     return codecs
@@ -78,3 +81,36 @@ def test_data_files_are_zstd_by_default(tmp_path: Path, pipeline: mx.FeatureGrap
     )
     _write(custom, 1)
     assert _codecs(tmp_path / "custom") == {"SNAPPY"}
+
+
+@pytest.mark.parametrize(
+    ("codec", "reported", "suffix"),
+    [("LZ4_RAW", "LZ4", ".lz4raw.parquet"), ("UNCOMPRESSED", "UNCOMPRESSED", "-c000.parquet")],
+)
+def test_a_codec_only_writer_properties_keeps_polars_encoder(
+    tmp_path: Path, pipeline: mx.FeatureGraph, codec: str, reported: str, suffix: str
+) -> None:
+    """Choosing a codec does not hand the write to delta-rs's single-threaded encoder."""
+    import pyarrow.parquet as pq
+    from deltalake import WriterProperties
+
+    options = {"writer_properties": WriterProperties(compression=codec)}
+    store = mx.DeltaMetadataStore(tmp_path, delta_write_options=options)
+    _write(store, 2)
+    files = _files(tmp_path)
+    assert len(files) == 2 and all(f.name.endswith(suffix) for f in files)
+    assert {pq.ParquetFile(f).metadata.created_by.split()[0] for f in files} == {"Polars"}
+    assert _codecs(tmp_path) == {reported}
+    with store.open("r"):
+        assert sorted(store.read("video/raw").collect().to_native()["video_id"]) == ["v0000", "v0001"]
+
+
+def test_other_writer_properties_go_to_delta_rs(tmp_path: Path, pipeline: mx.FeatureGraph) -> None:
+    import pyarrow.parquet as pq
+    from deltalake import WriterProperties
+
+    properties = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=1000)
+    _write(mx.DeltaMetadataStore(tmp_path, delta_write_options={"writer_properties": properties}), 1)
+    (file,) = _files(tmp_path)
+    assert not pq.ParquetFile(file).metadata.created_by.startswith("Polars")
+    assert _codecs(tmp_path) == {"ZSTD"}
