@@ -13,7 +13,8 @@ Example:
     >>> from deltalake import WriterProperties
     >>> polars_options(WriterProperties(compression="LZ4_RAW"))["compression"]
     'lz4'
-    >>> polars_options(WriterProperties(compression="ZSTD", compression_level=3))["compression_level"]
+    >>> zstd3 = WriterProperties(compression="ZSTD", compression_level=3)
+    >>> polars_options(zstd3)["compression_level"]
     3
     >>> polars_options(WriterProperties(compression="ZSTD", max_row_group_size=1000)) is None
     True

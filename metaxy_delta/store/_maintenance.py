@@ -18,7 +18,7 @@ from metaxy_delta.store._commits import (
 )
 
 if TYPE_CHECKING:
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable, WriterProperties
 
 _T = TypeVar("_T")
 
@@ -83,6 +83,7 @@ class MaintenanceMixin:
         target_size: int | None = None,
         max_commit_retries: int = DEFAULT_MAX_COMMIT_RETRIES,
         commit_metadata: Mapping[str, Any] | None = None,
+        writer_properties: WriterProperties | None = None,
     ) -> dict[str, Any]:
         """Compact small files, or Z-order them by the ``z_order`` columns; rows are unchanged.
 
@@ -92,6 +93,8 @@ class MaintenanceMixin:
             target_size: Target file size in bytes (default: ``delta.targetFileSize``).
             max_commit_retries: delta-rs internal retries on concurrent commits.
             commit_metadata: Extra commit-info keys.
+            writer_properties: Parquet settings of the new files (delta-rs's optimize
+                defaults, zstd level 4 with dictionaries, if ``None``).
 
         Returns:
             delta-rs metrics (``numFilesAdded``, ``numFilesRemoved``, ...) plus ``version``
@@ -101,6 +104,7 @@ class MaintenanceMixin:
         kwargs: dict[str, Any] = {
             "partition_filters": partition_filters,
             "target_size": target_size,
+            "writer_properties": writer_properties,
         }
 
         def optimize_once() -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
 
@@ -290,12 +290,14 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         max_commit_retries: int = DEFAULT_MAX_COMMIT_RETRIES,
         commit_metadata: Mapping[str, Any] | None = None,
         max_attempts: int = DEFAULT_ATTEMPTS,
+        writer_properties: WriterProperties | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Delete the rows matching a SQL ``predicate`` (all rows if ``None``) in one commit.
 
         If a concurrent commit could change the result, delta-rs fails the commit and the delete
         is re-run on a fresh snapshot, so it never removes rows it did not match. Nothing is
-        committed when no row matches.
+        committed when no row matches. Files holding both kept and deleted rows are rewritten
+        with ``writer_properties`` (delta-rs's defaults if ``None``).
 
         Returns:
             ``(version, metrics)``: the version after the delete (unchanged if nothing matched)
@@ -309,7 +311,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
 
         def delete_once() -> tuple[int, dict[str, Any]]:
             table = self._require()
-            metrics = table.delete(predicate, commit_properties=commit)
+            metrics = table.delete(
+                predicate, writer_properties=writer_properties, commit_properties=commit
+            )
             return table.version(), dict(metrics)
 
         return self._retrying("delete from", delete_once, max_attempts)

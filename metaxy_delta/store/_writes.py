@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import narwhals as nw
 import polars as pl
-from deltalake import DeltaTable
+from deltalake import DeltaTable, WriterProperties
 
 from metaxy_delta.errors import FeatureNotFoundError, MetadataSchemaError
 from metaxy_delta.filters import ParsedFilter, parse_filter, to_delta_predicate
@@ -236,6 +236,14 @@ class WriteMixin(ReadMixin):
                 )
         return partitions
 
+    @property
+    def _writer_properties(self) -> WriterProperties:
+        """Parquet settings of every file the store writes or rewrites (appends, hard deletes,
+        ``optimize``): ``delta_write_options["writer_properties"]``, else
+        :data:`DEFAULT_WRITER_PROPERTIES` (zstd level 1, no dictionaries). delta-rs would
+        rewrite with its own defaults, ignoring the codec the store's appends use."""
+        return self.delta_write_options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
+
     def _write_options(self, exists: bool) -> dict[str, Any]:
         """``delta_write_options``; a new table also gets ``delta.checkpointInterval``.
 
@@ -247,8 +255,7 @@ class WriteMixin(ReadMixin):
         ``delta_write_options["writer_properties"]`` is given (one that only picks a codec keeps
         Polars' encoder, see ``_codecs``).
         """
-        options = dict(self.delta_write_options)
-        options.setdefault("writer_properties", DEFAULT_WRITER_PROPERTIES)
+        options = {**self.delta_write_options, "writer_properties": self._writer_properties}
         if not exists and self.checkpoint_interval:
             default = {"delta.checkpointInterval": str(self.checkpoint_interval)}
             options["configuration"] = {**default, **(options.get("configuration") or {})}
@@ -379,7 +386,11 @@ class WriteMixin(ReadMixin):
             version = self._graph().get_feature_version(key)
             filters = [*filters, parse_filter(f"{METAXY_FEATURE_VERSION} = '{version}'")]
         predicate = to_delta_predicate(filters) if filters else None
-        new_version, metrics = table.delete(predicate, max_commit_retries=self.max_commit_retries)
+        new_version, metrics = table.delete(
+            predicate,
+            max_commit_retries=self.max_commit_retries,
+            writer_properties=self._writer_properties,
+        )
         rows = int(metrics.get("num_deleted_rows", 0))
         log.info("hard-deleted %d rows of %s (predicate %s)", rows, key, predicate)
         return DeleteResult(key, table.uri, new_version, rows, False, metrics)
@@ -391,7 +402,11 @@ class WriteMixin(ReadMixin):
         table = self._table(key)
         if not table.exists():
             raise FeatureNotFoundError(f"no table for {key} at {table.uri}", keys=[key])
-        version, metrics = table.delete(None, max_commit_retries=self.max_commit_retries)
+        version, metrics = table.delete(
+            None,
+            max_commit_retries=self.max_commit_retries,
+            writer_properties=self._writer_properties,
+        )
         return DeleteResult(
             key, table.uri, version, int(metrics.get("num_deleted_rows", 0)), False, metrics
         )

@@ -172,7 +172,10 @@ class DeltaMetadataStore(WriteMixin):
         """
         self._require_write()
         return {
-            k.to_string(): self._table(k).optimize(z_order=list(z_order) if z_order else None)
+            k.to_string(): self._table(k).optimize(
+                z_order=list(z_order) if z_order else None,
+                writer_properties=self._writer_properties,
+            )
             for k in self._features(feature)
         }
 

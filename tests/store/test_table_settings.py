@@ -114,3 +114,36 @@ def test_other_writer_properties_go_to_delta_rs(tmp_path: Path, pipeline: mx.Fea
     (file,) = _files(tmp_path)
     assert not pq.ParquetFile(file).metadata.created_by.startswith("Polars")
     assert _codecs(tmp_path) == {"ZSTD"}
+
+
+def _live_codecs(store: mx.DeltaMetadataStore) -> set[str]:
+    """Codecs of the files in the table's latest version (not the ones a rewrite removed)."""
+    import pyarrow.parquet as pq
+
+    table = DeltaTable(store.table_uri("video/raw"))
+    codecs = set()
+    for uri in table.file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        codecs |= {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    return codecs
+
+
+@pytest.mark.parametrize(("codec", "reported"), [(None, "ZSTD"), ("LZ4_RAW", "LZ4")])
+def test_optimize_and_hard_deletes_rewrite_files_with_the_store_codec(
+    tmp_path: Path, pipeline: mx.FeatureGraph, codec: str | None, reported: str
+) -> None:
+    """delta-rs would rewrite with its own default (snappy with dictionaries, twice the size of
+    zstd on hash columns); the store passes its writer properties to every rewrite."""
+    from deltalake import WriterProperties
+
+    options = {} if codec is None else {"writer_properties": WriterProperties(compression=codec)}
+    store = mx.DeltaMetadataStore(tmp_path, delta_write_options=options)
+    with store.open("w"):
+        for i in range(3):
+            store.write("video/raw", video_samples(2, start=2 * i))
+        assert store.optimize("video/raw")["video/raw"]["numFilesAdded"] == 1
+        assert _live_codecs(store) == {reported}
+        store.delete("video/raw", filters=["video_id = 'v0001'"], soft=False)
+        assert _live_codecs(store) == {reported}
+        ids = store.read("video/raw").collect().to_native()["video_id"].sort().to_list()
+    assert ids == ["v0000", "v0002", "v0003", "v0004", "v0005"]
