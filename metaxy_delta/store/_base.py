@@ -12,6 +12,7 @@ from metaxy_delta.errors import StoreNotOpenError
 from metaxy_delta.models.constants import HashAlgorithm
 from metaxy_delta.models.graph import FeatureGraph, current_graph
 from metaxy_delta.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy_delta.store._codecs import writer_properties_from
 from metaxy_delta.store._config import DeltaMetadataStoreConfig
 from metaxy_delta.store._snapshots import SnapshotCache
 from metaxy_delta.store._table import DeltaTableRef
@@ -65,6 +66,9 @@ class StoreBase:
         self._fallbacks: list[StoreBase] | None = None
         self.partition_by = partition_by
         self.delta_write_options = dict(delta_write_options or {})
+        if "writer_properties" in self.delta_write_options:  # a mapping from metaxy.toml, too
+            properties = writer_properties_from(self.delta_write_options["writer_properties"])
+            self.delta_write_options["writer_properties"] = properties
         self._materialization_id = materialization_id
         self._name = name
         self.max_commit_retries = max_commit_retries

@@ -23,9 +23,10 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from deltalake import ColumnProperties, WriterProperties
+from deltalake import BloomFilterProperties, ColumnProperties, WriterProperties
 
 DEFAULT_WRITER_PROPERTIES = WriterProperties(
     compression="ZSTD",
@@ -71,6 +72,53 @@ _SUFFIXES = {polars: suffix for polars, _, suffix in _CODECS.values()}
 _CODEC = re.compile(r"([A-Z0-9_]+)(?:\((-?\d+)\))?")
 
 
+def writer_properties_from(value: Any) -> WriterProperties:
+    """``delta_write_options["writer_properties"]`` as a :class:`deltalake.WriterProperties`.
+
+    A mapping (as a ``metaxy.toml`` store's ``delta_write_options`` gives it) is turned into
+    one, with nested mappings for ``default_column_properties``, ``column_properties`` and
+    their ``bloom_filter_properties``; delta-rs itself would fail on it with an
+    ``AttributeError`` at the first write.
+
+    Raises:
+        ValueError: An unknown setting or value, naming it.
+
+    Example:
+        >>> writer_properties_from({"compression": "LZ4_RAW"}).compression
+        'LZ4_RAW'
+        >>> writer_properties_from({"compresion": "ZSTD"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: delta_write_options.writer_properties: ...unexpected keyword argument...
+    """
+    if isinstance(value, WriterProperties):
+        return value
+    if not isinstance(value, Mapping):
+        msg = (
+            "delta_write_options.writer_properties must be a deltalake.WriterProperties or a "
+            f"mapping of its settings, got {type(value).__name__}"
+        )
+        raise ValueError(msg)
+    settings = dict(value)
+    try:
+        if isinstance(default := settings.get("default_column_properties"), Mapping):
+            settings["default_column_properties"] = _column_properties(default)
+        if isinstance(columns := settings.get("column_properties"), Mapping):
+            settings["column_properties"] = {
+                name: _column_properties(c) if isinstance(c, Mapping) else c
+                for name, c in columns.items()
+            }
+        return WriterProperties(**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"delta_write_options.writer_properties: {err}") from None
+
+
+def _column_properties(value: Mapping[str, Any]) -> ColumnProperties:
+    settings = dict(value)
+    if isinstance(bloom := settings.get("bloom_filter_properties"), Mapping):
+        settings["bloom_filter_properties"] = BloomFilterProperties(**bloom)
+    return ColumnProperties(**settings)
+
+
 def polars_options(writer_properties: WriterProperties | None) -> dict[str, Any] | None:
     """The ``write_parquet`` options for ``writer_properties``; ``None`` if only delta-rs can
     honour them.
@@ -80,6 +128,8 @@ def polars_options(writer_properties: WriterProperties | None) -> dict[str, Any]
     """
     if writer_properties is None or writer_properties is DEFAULT_WRITER_PROPERTIES:
         return PARQUET_OPTIONS
+    if not isinstance(writer_properties, WriterProperties):
+        return None  # e.g. a mapping from a config file: delta-rs decides what it means
     settings = {k: v for k, v in vars(writer_properties).items() if v is not None}
     codec = settings.pop("compression", None)
     if settings or not isinstance(codec, str):

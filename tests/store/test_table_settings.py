@@ -147,3 +147,37 @@ def test_optimize_and_hard_deletes_rewrite_files_with_the_store_codec(
         assert _live_codecs(store) == {reported}
         ids = store.read("video/raw").collect().to_native()["video_id"].sort().to_list()
     assert ids == ["v0000", "v0002", "v0003", "v0004", "v0005"]
+
+
+def test_writer_properties_from_metaxy_toml(tmp_path: Path, pipeline: mx.FeatureGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TOML table for ``writer_properties`` (delta-rs would fail on a dict) becomes a
+    ``WriterProperties``; with only a codec the write keeps Polars' encoder."""
+    (tmp_path / "metaxy.toml").write_text(
+        f"""
+store = "dev"
+[stores.dev]
+type = "delta"
+[stores.dev.config]
+root_path = "{tmp_path / 'store'}"
+[stores.dev.config.delta_write_options.writer_properties]
+compression = "LZ4_RAW"
+"""
+    )
+    monkeypatch.chdir(tmp_path)
+    config = mx.MetaxyConfig.load()
+    try:
+        store = config.get_store()
+        _write(store, 1)
+    finally:
+        mx.MetaxyConfig.reset()
+    assert _codecs(tmp_path / "store") == {"LZ4"}
+
+
+def test_malformed_writer_properties_are_refused_when_the_store_is_built(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="writer_properties.*compresion"):
+        mx.DeltaMetadataStore(tmp_path, delta_write_options={"writer_properties": {"compresion": "ZSTD"}})
+    with pytest.raises(ValueError, match="writer_properties.*NOPE"):
+        mx.DeltaMetadataStore(tmp_path, delta_write_options={"writer_properties": {"compression": "NOPE"}})
+    with pytest.raises(ValueError, match="WriterProperties or a mapping"):
+        mx.DeltaMetadataStore(tmp_path, delta_write_options={"writer_properties": "zstd"})
+    assert not any(tmp_path.iterdir())
