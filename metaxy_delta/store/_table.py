@@ -50,7 +50,7 @@ from metaxy_delta.store._files import PolarsAppendMixin
 from metaxy_delta.store._maintenance import MaintenanceMixin
 from metaxy_delta.store._s3 import retry_commits, translate_errors, with_s3_defaults
 from metaxy_delta.store._snapshots import latest_version
-from metaxy_delta.store._vacuumed import check_files_present
+from metaxy_delta.store._vacuumed import TableFiles, check_files_present
 
 TXN_ID_KEY = "metaxy_delta.txn_id"
 """Commit-info key holding the unique id :meth:`DeltaTableRef.append` gives each write."""
@@ -128,7 +128,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
             if version is None and as_of is None:
                 return self._open()
             if as_of is not None:
-                table = self._open_as_of(as_of)
+                table, latest = self._open_as_of(as_of)
             else:
                 try:
                     table = self._open(version)
@@ -137,9 +137,12 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                     raise
                 if table is None:  # commit `version` removed by log cleanup, or no table at all
                     self._raise_missing_version(version, None)
-            if table is not None and latest_version(table) != table.version():
-                if (latest := self._open()) is not None:
-                    check_files_present(table, latest, self.uri, self.storage_options)
+                latest = None
+                if table is not None and latest_version(table) != table.version():
+                    opened = self._open()
+                    latest = TableFiles.of(opened) if opened is not None else None
+            if table is not None and latest is not None:
+                check_files_present(table, latest, self.uri, self.storage_options)
             return table
 
     def scan(
@@ -339,18 +342,21 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         except DeltaTableNotFoundError:
             return None
 
-    def _open_as_of(self, as_of: datetime) -> DeltaTable | None:
-        """Open the last version committed at or before ``as_of``; ``None`` if created later."""
+    def _open_as_of(self, as_of: datetime) -> tuple[DeltaTable | None, TableFiles | None]:
+        """Open the last version committed at or before ``as_of`` (``None`` if created later),
+        with the latest version's files, read from the same load before going back (two log
+        replays, not three)."""
         instant = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
         table = self._open()
         if table is None:
-            return None
+            return None, None
+        latest = TableFiles.of(table)
         table.load_as_version(instant)
         # delta-rs resolves instants before the first commit to version 0
         created_ms = table.metadata().created_time
         if table.version() == 0 and created_ms and instant.timestamp() * 1000 < created_ms:
-            return None
-        return table
+            return None, None
+        return table, latest
 
     def _raise_missing_version(self, version: int, cause: BaseException | None) -> None:
         """Raise :class:`MetadataStoreError` if the table exists but ``version`` cannot be read.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import pyarrow.fs as pafs
@@ -31,23 +32,35 @@ HEAD_LIMIT = 32
 """Up to this many removed files are looked up one by one; more are found by one listing."""
 
 
+@dataclass(frozen=True)
+class TableFiles:
+    """A version of a table and its data files (paths relative to the table root)."""
+
+    version: int
+    paths: frozenset[str]
+
+    @classmethod
+    def of(cls, table: DeltaTable) -> TableFiles:
+        return cls(table.version(), frozenset(_paths(table)))
+
+
 def check_files_present(
-    past: DeltaTable, latest: DeltaTable, uri: str, storage_options: Mapping[str, str] | None
+    past: DeltaTable, latest: TableFiles, uri: str, storage_options: Mapping[str, str] | None
 ) -> None:
     """Raise if data files of the ``past`` version were deleted (by a vacuum).
 
     Args:
         past: The table opened at a past version.
-        latest: The same table at its latest version.
+        latest: The files of the same table's latest version.
         uri: Table URI, for the storage requests and the message.
         storage_options: object_store options of the table.
 
     Raises:
         MetadataStoreError: Some files of ``past`` no longer exist.
     """
-    if past.version() >= latest.version():
+    if past.version() >= latest.version:
         return
-    removed = _paths(past) - _paths(latest)
+    removed = _paths(past) - latest.paths
     if not removed:
         return
     handler = DeltaStorageHandler(uri, dict(storage_options) if storage_options else None)
@@ -57,7 +70,7 @@ def check_files_present(
     msg = (
         f"version {past.version()} of Delta table {uri} cannot be read: {len(missing)} of its "
         f"data files were deleted by a vacuum (for example {missing[0]!r}); time travel reaches "
-        f"back only as far as the vacuum retention window; the latest version is {latest.version()}"
+        f"back only as far as the vacuum retention window; the latest version is {latest.version}"
     )
     raise MetadataStoreError(msg)
 
