@@ -55,7 +55,7 @@ from metaxy_delta.store._constants import (
     footer_metadata,
     share_constants,
 )
-from metaxy_delta.store._stats import SIGNED_INTEGERS, files_stats
+from metaxy_delta.store._stats import SIGNED_INTEGERS, files_stats, partition_stats
 
 _T = TypeVar("_T")
 
@@ -156,9 +156,16 @@ def write_files(
         for chunk in _chunks(rows.drop(list(partitions)) if partitions else rows, constant_columns):
             path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000{suffix}.parquet"
             files.append((path, values, share_constants(chunk, constant_columns)))
-    stats = files_stats(
-        [chunk for _, _, chunk in files], unbounded=HASH_COLUMNS, constant=constant_columns
-    )
+    if 1 < len(groups) == len(files):  # one file per partition: one group_by for all of them
+        by_values = partition_stats(
+            frame, partitions, unbounded=HASH_COLUMNS, constant=constant_columns
+        )
+        keyed = {tuple(str(v) for v in key): s for key, s in by_values.items()}
+        stats = [keyed[tuple(values[c] for c in partitions)] for _, values, _ in files]
+    else:
+        stats = files_stats(
+            [chunk for _, _, chunk in files], unbounded=HASH_COLUMNS, constant=constant_columns
+        )
     large = any(f.height >= _constants.SHARED_CONSTANTS_MIN_ROWS for _, _, f in files)
     enums = large and bool(constant_columns) and _enums_encode_identically(parquet)
     metadata = footer_metadata(files[0][2], parquet) if enums else None

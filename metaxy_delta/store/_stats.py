@@ -57,9 +57,48 @@ def files_stats(
     """
     if not frames:
         return []
-    leaves = [
-        (path, dtype) for path, dtype in _leaves(frames[0].schema) if not isinstance(dtype, pl.List)
-    ]
+    leaves, exprs = _aggregations(frames[0].schema, unbounded, constant)
+    if exprs:
+        rows = [r.row(0, named=True) for r in pl.collect_all([f.lazy().select(exprs) for f in frames])]
+    else:
+        rows = [{} for _ in frames]
+    return [_stats_json(frame.height, leaves, row) for frame, row in zip(frames, rows)]
+
+
+def partition_stats(
+    frame: pl.DataFrame,
+    partitions: Sequence[str],
+    *,
+    unbounded: Collection[str] = (),
+    constant: Collection[str] = (),
+) -> dict[tuple[Any, ...], str]:
+    """:func:`file_stats` of each partition's rows (without the partition columns), keyed by
+    the partition values: one ``group_by`` over ``frame``, where :func:`files_stats` of the
+    split frames runs one query per file (1M rows over 100 partitions: ~0.085 s).
+
+    Example:
+        >>> frame = pl.DataFrame({"day": ["a", "b", "a"], "id": ["x", "y", "z"]})
+        >>> stats = partition_stats(frame, ["day"])
+        >>> stats[("a",)] == file_stats(frame.filter(pl.col("day") == "a").drop("day"))
+        True
+    """
+    schema = pl.Schema({c: t for c, t in frame.schema.items() if c not in partitions})
+    leaves, exprs = _aggregations(schema, unbounded, constant)
+    keys = [pl.col(c).alias(f"__mxd_key{i}") for i, c in enumerate(partitions)]  # no clash
+    grouped = frame.group_by(keys).agg(pl.len().alias("__mxd_rows"), *exprs)
+    return {
+        tuple(row[f"__mxd_key{i}"] for i in range(len(partitions))): _stats_json(
+            row["__mxd_rows"], leaves, row
+        )
+        for row in grouped.iter_rows(named=True)
+    }
+
+
+def _aggregations(
+    schema: Any, unbounded: Collection[str], constant: Collection[str]
+) -> tuple[list[tuple[tuple[str, ...], pl.DataType]], list[pl.Expr]]:
+    """The leaf columns of ``schema`` with statistics and the expressions computing them."""
+    leaves = [(path, dtype) for path, dtype in _leaves(schema) if not isinstance(dtype, pl.List)]
     exprs: list[pl.Expr] = []
     for i, (path, dtype) in enumerate(leaves):
         column = _column(path)
@@ -71,11 +110,7 @@ def files_stats(
             exprs.append(column.null_count().alias(f"n{i}"))
         if _has_bounds(dtype) and path[0] not in unbounded:
             exprs += [column.min().alias(f"lo{i}"), column.max().alias(f"hi{i}")]
-    if exprs:
-        rows = [r.row(0, named=True) for r in pl.collect_all([f.lazy().select(exprs) for f in frames])]
-    else:
-        rows = [{} for _ in frames]
-    return [_stats_json(frame.height, leaves, row) for frame, row in zip(frames, rows)]
+    return leaves, exprs
 
 
 def _stats_json(

@@ -22,7 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from metaxy_delta.store import _constants, _files
 from metaxy_delta.store._codecs import polars_options
 from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, polars_writable
-from metaxy_delta.store._stats import file_stats
+from metaxy_delta.store._stats import file_stats, files_stats, partition_stats
 from metaxy_delta.store._table import DeltaTableRef
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -99,6 +99,30 @@ def test_partitioned_append_matches_delta_rs(tmp_path: Path, monkeypatch: pytest
     assert pl.read_delta(ours).filter(pl.col("part") == "p1")["id"].sort().to_list() == ["b", "c"]
     # the partition column is not stored in the files, as delta-rs does it
     assert "part" not in pq.read_schema(files[0].removeprefix("file://")).names
+
+
+@pytest.mark.parametrize("by", [["part"], ["part", "n"]])
+def test_partition_stats_equal_the_stats_of_each_partitions_rows(by: list[str]) -> None:
+    """One group_by gives, per partition, exactly what files_stats gives for its split frame."""
+    frame = pl.concat([FRAME, FRAME.with_columns(part=pl.lit("p2"), v=None)], how="diagonal_relaxed")
+    frame = frame.with_columns(v=pl.lit("3d4e5cee"), run=pl.lit(None, dtype=pl.String))
+    options = {"unbounded": {"long"}, "constant": {"v", "run"}}
+    grouped = partition_stats(frame, by, **options)  # type: ignore[arg-type]
+    splits = frame.partition_by(by, as_dict=True, maintain_order=True)
+    assert len(grouped) == len(splits) >= 3
+    expected = files_stats([rows.drop(by) for rows in splits.values()], **options)  # type: ignore[arg-type]
+    assert [grouped[key] for key in splits] == expected
+
+
+def test_partitioned_write_records_each_files_own_stats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_files, "MIN_PARTITION_ROWS", 0)
+    ours, _ = _both(tmp_path, FRAME, partition_by=["part"])
+    log = Path(ours.table_uri.removeprefix("file://")) / "_delta_log" / f"{0:020d}.json"
+    adds = [json.loads(line)["add"] for line in log.read_text().splitlines() if '"add"' in line]
+    assert len(adds) == 2
+    for add in adds:
+        rows = FRAME.filter(pl.col("part") == add["partitionValues"]["part"]).drop("part")
+        assert json.loads(add["stats"]) == json.loads(file_stats(rows))
 
 
 def test_appends_keep_one_commit_each_and_stats_skip_files(tmp_path: Path) -> None:
@@ -247,7 +271,7 @@ def test_many_partitions_seen_in_a_sample_skip_the_split(tmp_path: Path, monkeyp
     assert pl.read_delta(str(tmp_path / "hidden")).sort("id").equals(hidden.sort("id"))
 
 
-@pytest.mark.parametrize("module", ["_constants", "_files", "_stats"])
+@pytest.mark.parametrize("module", ["_codecs", "_constants", "_files", "_stats"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
     assert result.failed == 0 and result.attempted > 0
