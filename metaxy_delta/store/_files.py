@@ -153,7 +153,7 @@ def write_files(
     suffix = file_suffix(parquet)
     for values, rows in groups:
         folder = "".join(f"{c}={v}/" for c, v in values.items())
-        for chunk in _chunks(rows.drop(list(partitions)) if partitions else rows, constant_columns):
+        for chunk in _chunks(rows, constant_columns):
             path = f"{folder}part-{len(files):05d}-{uuid.uuid4()}-c000{suffix}.parquet"
             files.append((path, values, share_constants(chunk, constant_columns)))
     if 1 < len(groups) == len(files):  # one file per partition: one group_by for all of them
@@ -326,7 +326,8 @@ def _partition_groups(
     if not partitions:
         return [({}, frame)]
     groups = []
-    for key, rows in frame.partition_by(partitions, as_dict=True, maintain_order=True).items():
+    split = frame.partition_by(partitions, as_dict=True, maintain_order=True, include_key=False)
+    for key, rows in split.items():
         values = [str(v) if v is not None else None for v in key]
         if not all(v is not None and _SAFE_PARTITION_VALUE.fullmatch(v) for v in values):
             return None
