@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ import polars as pl
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
+
+    from metaxy_delta.store._table import DeltaTableRef
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,38 @@ class SnapshotCache:
     def __reduce__(self) -> tuple[type[SnapshotCache], tuple[()]]:
         """A pickled store (e.g. sent to a Dagster subprocess) starts with an empty cache."""
         return (SnapshotCache, ())
+
+
+@dataclass(frozen=True)
+class WriteSnapshot:
+    """What a write needs to know about the table before appending."""
+
+    timestamp: datetime
+    """``now()``, but strictly after the table's latest commit (commit order beats clocks)."""
+    schema: pl.Schema | None
+    """The stored schema, ``None`` if the table does not exist."""
+    table: DeltaTable | None
+    shared: bool = False
+    """``table`` is a cached snapshot that reads may still use: an append may commit on it
+    through the transaction API (which leaves it as it is), not through ``write_deltalake``
+    (which moves it to the new version)."""
+
+
+def next_timestamp(table: DeltaTableRef, cache: SnapshotCache | None = None) -> WriteSnapshot:
+    """The write timestamp, the stored schema and the table at its latest version.
+
+    The snapshot ``cache`` holds for the table is reused while it is current (a resolve or read
+    before the write loaded it; one listing checks it), else the table is loaded (one replay).
+    """
+    now = datetime.now(UTC)
+    if cache is not None and (hit := cache.get(table.uri)) is not None:
+        loaded, schema, shared = hit.table, hit.schema, True
+    else:
+        if (fresh := table.load()) is None:
+            return WriteSnapshot(now, None, None)
+        loaded, schema, shared = fresh, pl.scan_delta(fresh).collect_schema(), False
+    last = loaded.history(1)
+    if not last:
+        return WriteSnapshot(now, schema, loaded, shared)
+    committed = datetime.fromtimestamp(last[0]["timestamp"] / 1000, tz=UTC)
+    return WriteSnapshot(max(now, committed + timedelta(milliseconds=1)), schema, loaded, shared)

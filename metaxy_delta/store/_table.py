@@ -202,6 +202,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         max_attempts: int = DEFAULT_APPEND_ATTEMPTS,
         snapshot: DeltaTable | None = None,
         constant_columns: Collection[str] = (),
+        snapshot_shared: bool = False,
     ) -> int:
         """Append ``data`` in exactly one commit, creating the table on the first write.
 
@@ -229,6 +230,9 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
                 :data:`~metaxy_delta.store._commits.DEFAULT_APPEND_ATTEMPTS`).
             snapshot: This table as the caller loaded it (saves one log replay); the first attempt
                 commits on it, later attempts reload.
+            snapshot_shared: ``snapshot`` is also read elsewhere (a store's cached snapshot):
+                ``write_deltalake`` would move it to the new version, so only the Polars path
+                (transaction API) commits on it.
             constant_columns: Columns of a Polars frame that hold one value in every row, as
                 the caller guarantees (the store's stamped system columns); the Polars path
                 writes them as shared chunks, String ones as Enums (see ``_constants``).
@@ -262,7 +266,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
         ) is not None:
             return version
 
-        first = [snapshot] if snapshot is not None else []
+        first = [snapshot] if snapshot is not None and not snapshot_shared else []
 
         def write_once() -> int:
             table = first.pop() if first else self._open()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import narwhals as nw
@@ -37,6 +36,7 @@ from metaxy_delta.store._reads import (
     check_filters,
     parse_filters,
 )
+from metaxy_delta.store._snapshots import next_timestamp
 from metaxy_delta.store._table import DeltaTableRef
 from metaxy_delta.versioning import as_polars_lazy
 
@@ -73,35 +73,11 @@ class _Prepared(NamedTuple):
     constants: list[str]
     unique_ids: bool
     partition_by: Sequence[str] | None
+    shared: bool
 
 
 SOFT_DELETE_READS = 5
 """Reads of the live rows a soft delete makes while other writers keep moving the table."""
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """What a write needs to know about the table before appending (one log replay)."""
-
-    timestamp: datetime
-    """``now()``, but strictly after the table's latest commit (commit order beats clocks)."""
-    schema: pl.Schema | None
-    """The stored schema, ``None`` if the table does not exist."""
-    table: DeltaTable | None
-
-
-def next_timestamp(table: DeltaTableRef) -> _Snapshot:
-    """The write timestamp, the stored schema and the loaded table (see :class:`_Snapshot`)."""
-    now = datetime.now(timezone.utc)
-    loaded = table.load()
-    if loaded is None:
-        return _Snapshot(now, None, None)
-    schema = pl.scan_delta(loaded).collect_schema()
-    last = loaded.history(1)
-    if not last:
-        return _Snapshot(now, schema, loaded)
-    committed = datetime.fromtimestamp(last[0]["timestamp"] / 1000, tz=timezone.utc)
-    return _Snapshot(max(now, committed + timedelta(milliseconds=1)), schema, loaded)
 
 
 class WriteMixin(ReadMixin):
@@ -149,7 +125,7 @@ class WriteMixin(ReadMixin):
         frame = as_polars_lazy(df).collect()
         validate_frame(frame, plan, allow_duplicates=with_sample_history)
         table = self._table(key)
-        snapshot = next_timestamp(table)
+        snapshot = next_timestamp(table, self._snapshots)
         stamped, constants = stamp_system_columns(
             frame,
             plan,
@@ -168,13 +144,14 @@ class WriteMixin(ReadMixin):
             check_stored_dtypes(stamped, snapshot.schema, key)
         self._partitions_for(key, stamped, snapshot.table, partition_by)
         return _Prepared(
-            key, table, stamped, snapshot.table, constants, not with_sample_history, partition_by
-        )
+            key, table, stamped, snapshot.table, constants, not with_sample_history, partition_by,
+            snapshot.shared,
+        )  # fmt: skip
 
     def _append_prepared(self, prepared: _Prepared, mid: str | None) -> WriteResult:
         return self._append(
             prepared.key, prepared.table, prepared.frame, mid, prepared.partition_by,
-            snapshot=prepared.snapshot, unique_ids=prepared.unique_ids,
+            snapshot=prepared.snapshot, shared=prepared.shared, unique_ids=prepared.unique_ids,
             constant_columns=prepared.constants,
         )  # fmt: skip
 
@@ -187,6 +164,7 @@ class WriteMixin(ReadMixin):
         partition_by: Sequence[str] | None = None,
         *,
         snapshot: DeltaTable | None,
+        shared: bool = False,
         unique_ids: bool = False,
         constant_columns: Sequence[str] = (),
     ) -> WriteResult:
@@ -205,6 +183,7 @@ class WriteMixin(ReadMixin):
             },
             write_options=self._write_options(exists),
             snapshot=snapshot,
+            snapshot_shared=shared,
             constant_columns=constant_columns,
         )
         log.info("wrote %d rows of %s to %s (version %s)", frame.height, key, table.uri, version)
@@ -331,7 +310,7 @@ class WriteMixin(ReadMixin):
             rows = self._live_rows(key, filters, all_versions, version)
             if rows.height == 0:
                 return DeleteResult(key, table.uri, version, 0, True, {})
-            snapshot = next_timestamp(table)
+            snapshot = next_timestamp(table, self._snapshots)
             latest = None if snapshot.table is None else snapshot.table.version()
             if latest == version:
                 break
@@ -343,8 +322,9 @@ class WriteMixin(ReadMixin):
             pl.lit(self.materialization_id, dtype=pl.String).alias(METAXY_MATERIALIZATION_ID),
         )
         result = self._append(
-            key, table, tombstones, self.materialization_id, snapshot=snapshot.table
-        )
+            key, table, tombstones, self.materialization_id, snapshot=snapshot.table,
+            shared=snapshot.shared,
+        )  # fmt: skip
         return DeleteResult(key, table.uri, result.version, rows.height, True, {})
 
     def _live_rows(

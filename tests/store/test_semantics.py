@@ -150,11 +150,11 @@ def test_soft_delete_rereads_when_a_writer_commits_before_its_tombstones(
     moved = video_samples(1, start=1).with_columns(path=pl.lit("s3://videos/moved.mp4"))
     raced: list[int] = []
 
-    def racing_writer(table: Any) -> Any:
+    def racing_writer(table: Any, *args: Any) -> Any:
         if not raced:  # once: another writer commits right after the delete's first read
             raced.append(1)
             local.write("video/raw", moved)
-        return real(table)
+        return real(table, *args)
 
     with local.open("w"):
         local.write("video/raw", video_samples(3))

@@ -131,3 +131,39 @@ def test_threads_reading_one_open_store_while_another_store_writes(tmp_path, pip
     for counts in seen:
         assert counts == sorted(counts)
         assert all(c % rows_per_commit == 0 and c >= rows_per_commit for c in counts)
+
+
+def test_a_write_after_a_read_reuses_the_snapshot_and_leaves_it_unchanged(
+    root_and_options: tuple[str, dict[str, str] | None], pipeline: mx.FeatureGraph, monkeypatch
+) -> None:
+    """Resolve-then-write (a Dagster step) replays the log once, not twice; the snapshot a lazy
+    read was built on still reads its version after the write, on the Polars path and on the
+    delta-rs path (a new column: schema evolution)."""
+    from metaxy_delta.store._table import DeltaTableRef
+
+    root, options = root_and_options
+    store = mx.DeltaMetadataStore(root, storage_options=options)
+    opened: list[int | None] = []
+    real_open = DeltaTableRef._open
+
+    def counting_open(self: DeltaTableRef, version: int | None = None) -> object:
+        opened.append(version)
+        return real_open(self, version)
+
+    with store.open("w"):
+        store.write("video/raw", video_samples(4))
+        before = store.read("video/raw")  # loads and caches the snapshot at version 0
+        cached = _cached_table(store, "video/raw")
+        monkeypatch.setattr(DeltaTableRef, "_open", counting_open)
+        store.write("video/raw", video_samples(2, start=4))  # Polars path, commits on the cache
+        assert opened == []  # no replay: the cached snapshot was current
+        assert cached.version() == 0 and ids(before) == ids(video_samples(4))  # type: ignore[attr-defined]
+        assert len(ids(store.read("video/raw"))) == 6
+        middle = store.read("video/raw")
+        cached = _cached_table(store, "video/raw")
+        opened.clear()
+        wider = video_samples(1, start=6).with_columns(note=pl.lit("new column"))
+        store.write("video/raw", wider)  # delta-rs path: must not move the cached snapshot
+        assert opened  # it loaded a table of its own
+        assert cached.version() == 1 and len(ids(middle)) == 6  # type: ignore[attr-defined]
+        assert len(ids(store.read("video/raw"))) == 7

@@ -319,10 +319,10 @@ def test_time_travel_to_vacuumed_files_fails_at_load_naming_the_version(
     expected = r"version 0 of Delta table .*vac\.delta cannot be read: 1 of its data files were"
     with pytest.raises(MetadataStoreError, match=expected):
         ref.scan(0)  # at load time, not Polars' FileNotFoundError at collect
-    # the same check, from the load that resolved the instant (on S3, delta-rs dates commits by
-    # the objects' last-modified times, whole seconds on moto: a later version may be picked)
-    with pytest.raises(MetadataStoreError, match=r"version \d+ of Delta table .*vac\.delta cannot be read"):
-        ref.load(as_of=after_first)
+    if options is None:  # local: the same check, from the load that resolved the instant
+        # (on S3 delta-rs dates commits by the objects' last-modified times, whole seconds)
+        with pytest.raises(MetadataStoreError, match=expected):
+            ref.load(as_of=after_first)
     latest = files + 2  # + VACUUM START, VACUUM END
     with pytest.raises(MetadataStoreError, match=rf"{files} of its.*latest version is {latest}"):
         ref.load(files - 1)
