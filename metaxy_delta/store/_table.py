@@ -325,9 +325,7 @@ class DeltaTableRef(MaintenanceMixin, PolarsAppendMixin):
 
         return self._retrying("delete from", delete_once, max_attempts)
 
-    # ------------------------------------------------------------------ maintenance
-
-    # ------------------------------------------------------------------ internals
+    # -------------------------------------------- internals (maintenance is in _maintenance)
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
         """Context manager translating deltalake / storage errors (``_s3.translate_errors``)."""
