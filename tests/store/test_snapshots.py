@@ -167,3 +167,27 @@ def test_a_write_after_a_read_reuses_the_snapshot_and_leaves_it_unchanged(
         assert opened  # it loaded a table of its own
         assert cached.version() == 1 and len(ids(middle)) == 6  # type: ignore[attr-defined]
         assert len(ids(store.read("video/raw"))) == 7
+
+
+def test_on_s3_a_write_after_a_read_skips_the_log_replay(
+    s3_root: str, s3_storage_options: dict[str, str], moto_requests: object, pipeline: mx.FeatureGraph
+) -> None:
+    """The commit files a write GETs: fewer when the store's snapshot is current (read first)
+    than when another writer moved the table since (the write replays the log)."""
+    store = mx.DeltaMetadataStore(s3_root, storage_options=s3_storage_options)
+    other = mx.DeltaMetadataStore(s3_root, storage_options=s3_storage_options)
+    with store.open("w"), other.open("w"):
+        for i in range(6):  # no checkpoint yet (every 10 commits): a replay GETs each commit
+            store.write("video/raw", video_samples(1, start=i))
+
+        def commit_gets_of_a_write(start: int) -> int:
+            moto_requests.clear()  # type: ignore[attr-defined]
+            store.write("video/raw", video_samples(1, start=start))
+            return len(moto_requests.object_paths("GET", ".json"))  # type: ignore[attr-defined]
+
+        assert len(ids(store.read("video/raw"))) == 6  # caches the snapshot
+        cached = commit_gets_of_a_write(6)
+        other.write("video/raw", video_samples(1, start=7))  # the cached snapshot is now stale
+        stale = commit_gets_of_a_write(8)
+        assert cached < stale, (cached, stale)
+        assert len(ids(store.read("video/raw"))) == 9
