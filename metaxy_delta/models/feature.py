@@ -12,7 +12,7 @@ Example:
     ...         video_id: str
     ...         path: str
     ...     Video.spec().key, Video.feature_version()
-    (video/raw, '8f0fd5a8')
+    (video/raw, 'b9bb54e4')
 """
 
 from __future__ import annotations

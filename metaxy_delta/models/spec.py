@@ -9,7 +9,7 @@ Example:
     ...     fields=["audio", mx.FieldSpec(key="frames", code_version="2")],
     ... )
     >>> [f.key.to_string() for f in spec.fields], spec.code_version
-    (['audio', 'frames'], 'e8d5b8b0')
+    (['audio', 'frames'], '09a8d774')
 """
 
 from __future__ import annotations

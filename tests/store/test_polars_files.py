@@ -7,8 +7,6 @@ the Delta schema, partitioning, rows, per-file statistics, and which files a fil
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -269,12 +267,6 @@ def test_many_partitions_seen_in_a_sample_skip_the_split(tmp_path: Path, monkeyp
     assert DeltaTableRef(str(tmp_path / "hidden")).append(hidden, partition_by=["part"]) == 0
     assert splits == [3_000] and _written_by(DeltaTable(str(tmp_path / "hidden"))) == {"delta-rs"}
     assert pl.read_delta(str(tmp_path / "hidden")).sort("id").equals(hidden.sort("id"))
-
-
-@pytest.mark.parametrize("module", ["_codecs", "_constants", "_files", "_stats"])
-def test_docstring_examples(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(f"metaxy_delta.store.{module}"))
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_constant_columns_are_written_as_shared_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
