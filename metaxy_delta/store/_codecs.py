@@ -130,7 +130,10 @@ def polars_options(writer_properties: WriterProperties | None) -> dict[str, Any]
         return PARQUET_OPTIONS
     if not isinstance(writer_properties, WriterProperties):
         return None  # e.g. a mapping from a config file: delta-rs decides what it means
-    settings = {k: v for k, v in vars(writer_properties).items() if v is not None}
+    try:
+        settings = {k: v for k, v in vars(writer_properties).items() if v is not None}
+    except TypeError:  # a deltalake whose WriterProperties has no __dict__: let it write
+        return None
     codec = settings.pop("compression", None)
     if settings or not isinstance(codec, str):
         return None
