@@ -144,7 +144,7 @@ def next_timestamp(table: DeltaTableRef, cache: SnapshotCache | None = None) -> 
     else:
         if (fresh := table.load()) is None:
             return WriteSnapshot(now, None, None)
-        loaded, schema, shared = fresh, pl.scan_delta(fresh).collect_schema(), False
+        loaded, schema, shared = fresh, pl.Schema(fresh.schema()), False
     last = loaded.history(1)
     if not last:
         return WriteSnapshot(now, schema, loaded, shared)
