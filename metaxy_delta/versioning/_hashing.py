@@ -50,15 +50,24 @@ def check_algorithm(algorithm: HashAlgorithm | str) -> HashAlgorithm:
 def hash_expr(expr: pl.Expr, algorithm: HashAlgorithm, length: int) -> pl.Expr:
     """Hash a string expression and truncate the string form to ``length`` characters."""
     algo = check_algorithm(algorithm)
-    if algo is HashAlgorithm.XXHASH64:
-        return decimal_prefix(expr.nchash.xxhash64(), pl.UInt64(), length)
-    if algo is HashAlgorithm.XXHASH32:
-        return decimal_prefix(expr.nchash.xxhash32(), pl.UInt32(), length)
-    if algo is HashAlgorithm.WYHASH:
-        return decimal_prefix(expr.nchash.wyhash(), pl.UInt64(), length)
+    if (decimal := integer_hash(expr, algo)) is not None:
+        return decimal_prefix(*decimal, length)
     if algo is HashAlgorithm.SHA256:
         return expr.chash.sha2_256().str.slice(0, length)
     return expr.nchash.md5().str.slice(0, length)
+
+
+def integer_hash(expr: pl.Expr, algorithm: HashAlgorithm) -> tuple[pl.Expr, pl.DataType] | None:
+    """The unsigned integer hash of ``expr`` and its dtype, for the algorithms whose string
+    form is its decimal digits (xxhash32/64, wyhash); ``None`` for the hex ones."""
+    algo = check_algorithm(algorithm)
+    if algo is HashAlgorithm.XXHASH64:
+        return expr.nchash.xxhash64(), pl.UInt64()
+    if algo is HashAlgorithm.XXHASH32:
+        return expr.nchash.xxhash32(), pl.UInt32()
+    if algo is HashAlgorithm.WYHASH:
+        return expr.nchash.wyhash(), pl.UInt64()
+    return None
 
 
 def decimal_prefix(value: pl.Expr, dtype: pl.DataType, length: int) -> pl.Expr:
@@ -79,8 +88,54 @@ def decimal_prefix(value: pl.Expr, dtype: pl.DataType, length: int) -> pl.Expr:
         return value.cast(pl.String)
     if length < 1:
         return value.cast(pl.String).str.slice(0, length)
+    return _leading_digits(value, dtype, length).cast(pl.String)
+
+
+def _leading_digits(value: pl.Expr, dtype: pl.DataType, length: int) -> pl.Expr:
+    """``value`` divided by the power of ten that leaves at most ``length`` decimal digits.
+
+    Up to :data:`_BRANCHES` digits too many (32-bit hashes cut to 8 digits: 2), one comparison
+    and division each (~4x faster than counting the digits first); 64-bit hashes count them
+    (12 branches would be slower).
+    """
+    digits = _DIGITS[type(dtype)]
+    if digits - length <= _BRANCHES:
+        lead = pl.when(value >= 10 ** (digits - 1)).then(value // 10 ** (digits - length))
+        for j in range(digits - 2, length - 1, -1):  # value has j + 1 digits
+            lead = lead.when(value >= 10**j).then(value // 10 ** (j + 1 - length))
+        return lead.otherwise(value)
     extra = pl.sum_horizontal([(value >= 10**j).cast(pl.UInt8) for j in range(length, digits)])
-    return (value // pl.lit(10, dtype=dtype).pow(extra)).cast(pl.String)
+    return value // pl.lit(10, dtype=dtype).pow(extra)
+
+
+_BRANCHES = 4
+
+
+def is_decimal_prefix(
+    text: pl.Expr, value: pl.Expr, dtype: pl.DataType, length: int
+) -> pl.Expr | None:
+    """``True`` where the string ``text`` is certainly :func:`decimal_prefix` of ``value``,
+    decided by parsing ``text`` instead of formatting ``value`` (~0.04 s against ~0.14 s per 10M
+    32-bit hashes): a string of ``length`` bytes that parses to the ``length``-digit leading
+    part of ``value`` can only be those digits (a sign, a space or a leading zero would need a
+    byte more). ``False`` where it is not, or where ``value`` has fewer than ``length`` digits
+    (~0.2 % of 32-bit hashes at length 8; compare those with :func:`decimal_prefix`), and for
+    nulls. ``None`` for lengths :func:`decimal_prefix` does not cut at.
+
+    Example:
+        >>> frame = pl.DataFrame({
+        ...     "text": ["12345678", "+1234567", "12345679", "7", None],
+        ...     "n": pl.Series([123_456_789, 1_234_567, 123_456_789, 7, 1], dtype=pl.UInt32),
+        ... })
+        >>> check = is_decimal_prefix(pl.col("text"), pl.col("n"), pl.UInt32(), 8)
+        >>> frame.select(check).to_series().to_list()
+        [True, False, False, False, False]
+    """
+    if not 1 <= length < _DIGITS[type(dtype)]:
+        return None
+    full = (text.str.len_bytes() == length) & (value >= 10 ** (length - 1))
+    parsed = text.cast(dtype, strict=False)
+    return (full & (parsed == _leading_digits(value, dtype, length))).fill_null(False)
 
 
 _DIGITS = {pl.UInt32: len(str(2**32 - 1)), pl.UInt64: len(str(2**64 - 1))}
@@ -95,8 +150,14 @@ def hash_struct_values(
     struct: pl.Expr, names: Sequence[str], algorithm: HashAlgorithm, length: int
 ) -> pl.Expr:
     """Sample-level hash: struct values joined by ``"|"`` in sorted field-name order."""
+    return hash_expr(struct_values_joined(struct, names), algorithm, length)
+
+
+def struct_values_joined(struct: pl.Expr, names: Sequence[str]) -> pl.Expr:
+    """What :func:`hash_struct_values` hashes: the values of ``names`` joined by ``"|"`` in
+    sorted name order (null if any is null)."""
     values = [struct.struct.field(n).cast(pl.String) for n in sorted(names)]
-    return hash_joined(values, algorithm, length)
+    return pl.concat_str(values, separator="|")
 
 
 _VALUE_HASHED = (

@@ -125,10 +125,13 @@ def finalize_versions(
     length: int,
     *,
     complete: Collection[str] = (),
+    provenance_current: bool = False,
 ) -> pl.LazyFrame:
     """Recompute ``metaxy_provenance`` and fill the data-version columns (spec §3.3, §3.7).
 
-    - ``metaxy_provenance`` is always recomputed from the struct (never trusted).
+    - ``metaxy_provenance`` is always recomputed from the struct (never trusted), unless the
+      caller has checked that it already is the struct's hash on every row
+      (``provenance_current``, see ``store._frames.provenance_is_current``).
     - ``metaxy_data_version_by_field`` defaults to the provenance struct; null members of a
       user-supplied override are filled from the provenance struct.
     - ``metaxy_data_version`` is the sample hash of the data-version struct when absent (or
@@ -158,9 +161,10 @@ def finalize_versions(
             METAXY_PROVENANCE_BY_FIELD
         )
     )
-    frame = frame.with_columns(
-        hash_struct_values(prov, names, algorithm, length).alias(METAXY_PROVENANCE)
-    )
+    if not provenance_current:
+        frame = frame.with_columns(
+            hash_struct_values(prov, names, algorithm, length).alias(METAXY_PROVENANCE)
+        )
     has_dv_struct = METAXY_DATA_VERSION_BY_FIELD in schema
     if METAXY_DATA_VERSION_BY_FIELD in complete:
         pass

@@ -175,3 +175,32 @@ def test_resolve_update_takes_one_sql_string_per_feature(local: mx.DeltaMetadata
             "video/transcript", filters={"video/raw": ["video_id < 'v0002'"]}
         )
     assert ids(one.new) == ids(listed.new) == ["v0000", "v0001"]
+
+
+@pytest.mark.parametrize("algorithm", [mx.HashAlgorithm.XXHASH32, mx.HashAlgorithm.XXHASH64, mx.HashAlgorithm.SHA256])
+def test_written_provenance_is_the_structs_hash_whatever_the_frame_carries(tmp_path: Path, pipeline: mx.FeatureGraph, algorithm: mx.HashAlgorithm) -> None:
+    """Metaxy stores a given ``metaxy_provenance`` unchecked (spec §7.13); we store the struct's
+    hash. A frame whose column already is that hash (as ``resolve_update`` gives it) keeps it
+    without formatting the hashes again; one wrong row makes the write recompute the column."""
+    from metaxy_delta.store._frames import provenance_is_current
+    from metaxy_delta.versioning._hashing import hash_struct_values
+
+    store = mx.DeltaMetadataStore(tmp_path / "dev", hash_algorithm=algorithm)
+    plan = pipeline.get_feature_plan("video/raw")
+    names = ["audio", "frames"]
+    samples = video_samples(300)
+    if algorithm is mx.HashAlgorithm.XXHASH32:  # a row whose hash has 7 digits: checked exactly
+        short = next(f"s{i}" for i in range(10_000) if pl.select(pl.lit(f"a|s{i}").nchash.xxhash32()).item() < 10**7)
+        samples = samples.with_columns(pl.Series([{"audio": "a", "frames": short}] + samples["metaxy_provenance_by_field"].to_list()[1:]).alias("metaxy_provenance_by_field"))
+    right = samples.with_columns(hash_struct_values(pl.col("metaxy_provenance_by_field"), names, algorithm, 8).alias("metaxy_provenance"))
+    if algorithm is mx.HashAlgorithm.XXHASH32:
+        assert len(right["metaxy_provenance"][0]) == 7
+    wrong = right.with_columns(pl.when(pl.int_range(pl.len()) == 150).then(pl.lit("12345678")).otherwise(pl.col("metaxy_provenance")).alias("metaxy_provenance"))
+    assert provenance_is_current(right, plan, algorithm, 8) is (algorithm is not mx.HashAlgorithm.SHA256)
+    assert provenance_is_current(wrong, plan, algorithm, 8) is False
+    assert provenance_is_current(right.drop("metaxy_provenance"), plan, algorithm, 8) is False
+    with store.open("w"):
+        for frame in (wrong, right):
+            store.write("video/raw", frame)
+            stored = store.read("video/raw").collect().to_native().sort("video_id")
+            assert stored["metaxy_provenance"].equals(right.sort("video_id")["metaxy_provenance"])

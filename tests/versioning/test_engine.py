@@ -11,7 +11,7 @@ import xxhash
 
 import metaxy_delta as mx
 from metaxy_delta import versioning
-from metaxy_delta.versioning._hashing import decimal_prefix
+from metaxy_delta.versioning._hashing import decimal_prefix, is_decimal_prefix
 
 X64 = mx.HashAlgorithm.XXHASH64
 VIDEO_DV = {"frames": "video_frame_hash_1", "audio": "video_audio_hash_1"}
@@ -272,6 +272,37 @@ def test_decimal_prefix_equals_slicing_the_decimal_string(dtype: pl.DataType, bi
         sliced = frame.select(pl.col("n").cast(pl.String).str.slice(0, length)).to_series()
         ours = frame.select(decimal_prefix(pl.col("n"), dtype, length)).to_series()
         assert ours.to_list() == sliced.to_list(), length
+
+
+@pytest.mark.parametrize(("dtype", "bits"), [(pl.UInt32(), 32), (pl.UInt64(), 64)])
+def test_is_decimal_prefix_proves_only_the_exact_strings(dtype: pl.DataType, bits: int) -> None:
+    """Parsing instead of formatting: ``True`` only where the text is the decimal prefix, and for
+    every exact prefix of a hash with at least ``length`` digits; near misses (sign, spaces,
+    leading zeros, a digit more or less, other digits, non-ASCII digits) are never proven."""
+    top = 2**bits - 1
+    edges = {v for j in range(21) for v in (10**j - 1, 10**j, 10**j + 1) if 0 <= v <= top}
+    rng = random.Random(bits + 1)
+    values = sorted(edges | {0, top, *(rng.randrange(top + 1) for _ in range(500))})
+    for length in range(0, len(str(top)) + 2):
+        check = is_decimal_prefix(pl.col("text"), pl.col("n"), dtype, length)
+        if not 1 <= length < len(str(top)):
+            assert check is None, length
+            continue
+        assert check is not None
+        rows: list[tuple[str | None, int]] = []
+        for v in values:
+            exact = str(v)[:length]
+            near = [exact, "+" + exact, " " + exact, exact + " ", "0" + exact, exact[1:], exact + "0",
+                    exact[:-1] + str((int(exact[-1]) + 1) % 10), "١" + exact[1:], "", None]  # fmt: skip
+            rows += [(text, v) for text in near]
+        frame = pl.DataFrame({"text": [t for t, _ in rows], "n": pl.Series([v for _, v in rows], dtype=dtype)})
+        result = frame.with_columns(
+            check.alias("proven"), decimal_prefix(pl.col("n"), dtype, length).alias("exact")
+        )
+        proven = result.filter("proven")
+        assert (proven["text"] == proven["exact"]).all(), length
+        must = result.filter((pl.col("text") == pl.col("exact")) & (pl.col("n") >= 10 ** (length - 1)))
+        assert must["proven"].all() and must.height > 0, length
 
 
 def test_upstream_structs_carry_only_the_fields_the_plan_hashes(graph, monkeypatch):
