@@ -98,7 +98,10 @@ class WriteMixin(ReadMixin):
         Raises :class:`~metaxy_delta.errors.MetadataSchemaError`, naming the feature and the
         column, before anything is written if an ID column is missing or null, if
         ``metaxy_provenance_by_field`` is missing or does not have exactly the feature's fields,
-        or if two rows share IDs (unless ``with_sample_history=True``). ``partition_by`` names
+        or if two rows share IDs (unless ``with_sample_history=True``). ``metaxy_provenance``
+        is stored as the hash of ``metaxy_provenance_by_field``: kept when the frame already
+        carries exactly that (as frames from ``resolve_update`` do), recomputed otherwise
+        (Metaxy stores any given value unchecked, spec §7.13). ``partition_by`` names
         the Delta partition columns when this write creates the table (default: the feature's
         ``metadata["partition_by"]``, then the store's ``partition_by``).
         """
