@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,s3,dagster-ui,compare
 SIZE   ?= small
 ROUNDS ?= 3
+LEAF_REPEATS ?= 4
 
 .PHONY: install demo test test-fast soak bench bench-compare clean
 
@@ -32,9 +33,9 @@ soak: install  ## full-size reliability figures (see docs/reliability.md)
 bench: install  ## every benchmark; SIZE=10M for the big runs
 	$(PY) benchmarks/run_all.py --size $(SIZE)
 
-bench-compare: install  ## 10M rows beside Metaxy 0.1.11, interleaved rounds (about 25 minutes)
+bench-compare: install  ## 10M rows beside Metaxy 0.1.11, interleaved rounds (about 30 minutes)
 	$(PY) benchmarks/store.py --sizes 10M --scenarios simple,wide --impls ours,metaxy \
-		--metaxy-max 10M --no-bound --rounds $(ROUNDS)
+		--metaxy-max 10M --no-bound --rounds $(ROUNDS) --leaf-repeats $(LEAF_REPEATS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
