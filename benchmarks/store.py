@@ -320,6 +320,13 @@ def worker(args: dict[str, Any]) -> dict[str, Any]:
         from metaxy_delta import DeltaMetadataStore
 
         options = {}
+        if args.get("codec"):  # a codec of our own store's files (default: LZ4_RAW on a local disk)
+            from deltalake import WriterProperties
+
+            name = args["codec"].upper()
+            level = {"compression_level": 1} if name == "ZSTD" else {}  # the S3 default: zstd 1
+            codec = WriterProperties(compression=name, **level)
+            options["delta_write_options"] = {"writer_properties": codec}
         part_filter = [f"part = '{PARTITION}'"]
     results: dict[str, Any] = {}
     counts: dict[str, list[int]] = {}
@@ -626,6 +633,10 @@ def main(argv: list[str] | None = None) -> None:
         help="after step 3, write the same leaf frame this many more times, each into a table "
         "of its own (step write-leaf-again: their median)",
     )
+    parser.add_argument(
+        "--codec", default=None,
+        help="Parquet codec of our store's files (zstd, uncompressed, ...; default: LZ4_RAW locally)",
+    )
     parser.add_argument("--no-bound", action="store_true", help="skip the raw-Polars bound")
     parser.add_argument("--keep", action="store_true", help="keep the Delta tables (debugging)")
     parser.add_argument("--json", default=None, help="append raw results (JSON lines) to this file")
@@ -661,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
                     args = {
                         "scenario": scenario, "n": n, "impl": impl, "bound": not ns.no_bound,
                         "repeat": ns.repeat, "keep": ns.keep, "leaf_repeats": ns.leaf_repeats,
+                        "codec": ns.codec,
                         "root": str(DATA_DIR / f"{scenario}-{fmt_size(n)}-{impl}-{os.getpid()}"),
                     }  # fmt: skip
                     t0 = time.perf_counter()

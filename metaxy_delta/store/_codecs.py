@@ -1,13 +1,14 @@
 """Parquet settings of the data files the store encodes with Polars, and the ``writer_properties``
 Polars can honour.
 
-Appends encode their files with Polars (see ``_files``) using :data:`PARQUET_OPTIONS`: zstd
-level 1, null counts only in the footers. ``delta_write_options={"writer_properties": ...}``
-that only chooses a codec (``WriterProperties(compression="LZ4_RAW")``, ``"ZSTD"`` with a level,
-``"SNAPPY"``, ``"GZIP"``, ``"BROTLI"``, ``"UNCOMPRESSED"``) keeps that path with the chosen
-codec; any other setting (page or row-group sizes, column properties, statistics, the legacy
-Hadoop ``"LZ4"`` framing Polars cannot write) hands the write to delta-rs, which encodes on one
-thread.
+Appends encode their files with Polars (see ``_files``): in a local store with
+:data:`LOCAL_PARQUET_OPTIONS` (LZ4_RAW), on object storage with :data:`PARQUET_OPTIONS` (zstd
+level 1); null counts only in the footers (:func:`default_writer_properties` picks).
+``delta_write_options={"writer_properties": ...}`` that only chooses a codec
+(``WriterProperties(compression="LZ4_RAW")``, ``"ZSTD"`` with a level, ``"SNAPPY"``, ``"GZIP"``,
+``"BROTLI"``, ``"UNCOMPRESSED"``) keeps that path with the chosen codec; any other setting (page
+or row-group sizes, column properties, statistics, the legacy Hadoop ``"LZ4"`` framing Polars
+cannot write) hands the write to delta-rs, which encodes on one thread.
 
 Example:
     >>> from deltalake import WriterProperties
@@ -33,12 +34,30 @@ DEFAULT_WRITER_PROPERTIES = WriterProperties(
     compression_level=1,
     default_column_properties=ColumnProperties(dictionary_enabled=False),
 )
-"""Parquet settings of writes that go through delta-rs: zstd level 1 without dictionaries.
+"""Parquet settings of a store on object storage (``s3://``, ...): zstd level 1 without
+dictionaries.
 
 Metadata columns are mostly high-cardinality hash strings, where dictionaries are wasted work.
 On 1M rows of the benchmark's root feature this writes files 2.3x smaller than delta-rs's
-default (snappy, dictionaries) in about 25 % less time. Files written by Polars use the same
-codec and level.
+default (snappy, dictionaries) in about 25 % less time; where every byte crosses a network,
+half the bytes are worth zstd's CPU time. Files written by Polars use the same codec and level.
+"""
+
+LOCAL_WRITER_PROPERTIES = WriterProperties(
+    compression="LZ4_RAW",
+    default_column_properties=ColumnProperties(dictionary_enabled=False),
+)
+"""Parquet settings of a store on a local disk: LZ4_RAW without dictionaries.
+
+On a local disk writes and reads are bound by the CPU, not by the bytes: zstd spends ~65 % of
+the Parquet encoding in compression of the hash columns (decimal digits with a length prefix
+each, which zstd compresses at ~220 MB/s a core here), LZ4 about a third of that. Through the
+store, 10M rows (2 cores, benchmarks README, 2026-12-06): the leaf write 1.8-2.0 s instead of
+2.2-2.4 s, the root write 2.6-2.9 s instead of 3.0-3.6 s, resolving stale samples 3.6-3.7 s
+instead of 4.2-4.7 s; the files are 2.1x zstd's size, about as large as Metaxy's (delta-rs's
+snappy with dictionaries). Every current Parquet reader reads LZ4_RAW (Polars, delta-rs,
+pyarrow, DuckDB, Spark 3.4+); ``delta_write_options={"writer_properties":
+WriterProperties(compression="ZSTD", compression_level=1)}`` makes a local store write zstd.
 """
 
 PARQUET_STATISTICS = {"min": False, "max": False, "distinct_count": False, "null_count": True}
@@ -57,7 +76,26 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "compression_level": 1,
     "statistics": PARQUET_STATISTICS,
 }
-"""Options of every ``write_parquet`` of an append (plus the file's ``row_group_size``)."""
+"""``write_parquet`` options of :data:`DEFAULT_WRITER_PROPERTIES` (plus each file's
+``row_group_size``)."""
+
+LOCAL_PARQUET_OPTIONS: dict[str, Any] = {"compression": "lz4", "statistics": PARQUET_STATISTICS}
+"""``write_parquet`` options of :data:`LOCAL_WRITER_PROPERTIES`."""
+
+
+def default_writer_properties(uri: str) -> WriterProperties:
+    """The Parquet settings of a store or table at ``uri`` that sets none of its own:
+    :data:`LOCAL_WRITER_PROPERTIES` on a local disk, :data:`DEFAULT_WRITER_PROPERTIES` on
+    object storage.
+
+    Example:
+        >>> default_writer_properties("/data/metaxy").compression
+        'LZ4_RAW'
+        >>> default_writer_properties("s3://bucket/metaxy").compression
+        'ZSTD(1)'
+    """
+    local = "://" not in uri or uri.startswith("file://")
+    return LOCAL_WRITER_PROPERTIES if local else DEFAULT_WRITER_PROPERTIES
 
 _CODECS = {
     # delta-rs name: (Polars name, levels Polars accepts, file-name suffix as delta-rs writes it)
@@ -123,11 +161,14 @@ def polars_options(writer_properties: WriterProperties | None) -> dict[str, Any]
     """The ``write_parquet`` options for ``writer_properties``; ``None`` if only delta-rs can
     honour them.
 
-    ``None`` and :data:`DEFAULT_WRITER_PROPERTIES` give :data:`PARQUET_OPTIONS`; properties that
-    set nothing but ``compression`` (and its level) give those options with that codec.
+    ``None`` and :data:`DEFAULT_WRITER_PROPERTIES` give :data:`PARQUET_OPTIONS`,
+    :data:`LOCAL_WRITER_PROPERTIES` :data:`LOCAL_PARQUET_OPTIONS`; properties that set nothing
+    but ``compression`` (and its level) give those options with that codec.
     """
     if writer_properties is None or writer_properties is DEFAULT_WRITER_PROPERTIES:
         return PARQUET_OPTIONS
+    if writer_properties is LOCAL_WRITER_PROPERTIES:
+        return LOCAL_PARQUET_OPTIONS
     if not isinstance(writer_properties, WriterProperties):
         return None  # e.g. a mapping from a config file: delta-rs decides what it means
     try:

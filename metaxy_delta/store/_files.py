@@ -41,8 +41,8 @@ from metaxy_delta.errors import MetadataSchemaError, MetadataStoreError
 from metaxy_delta.models.constants import RENAMED_UPSTREAM_COLUMNS
 from metaxy_delta.store import _constants
 from metaxy_delta.store._codecs import (
-    DEFAULT_WRITER_PROPERTIES,
     PARQUET_OPTIONS,
+    default_writer_properties,
     file_suffix,
     options_from_key,
     options_key,
@@ -220,7 +220,8 @@ class PolarsAppendMixin:
         full ``vacuum`` past the retention window removes them, as with delta-rs's writer.
         """
         extra = set(options) - {"configuration", "name", "description", "writer_properties"}
-        parquet = polars_options(options.get("writer_properties", DEFAULT_WRITER_PROPERTIES))
+        default = default_writer_properties(self.uri)
+        parquet = polars_options(options.get("writer_properties", default))
         if frame.height == 0 or extra or parquet is None:
             return None
         with self._errors("append to"):

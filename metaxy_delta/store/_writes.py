@@ -19,7 +19,7 @@ from metaxy_delta.models.constants import (
 )
 from metaxy_delta.models.keys import FeatureKey
 from metaxy_delta.store._base import log
-from metaxy_delta.store._codecs import DEFAULT_WRITER_PROPERTIES
+from metaxy_delta.store._codecs import default_writer_properties
 from metaxy_delta.store._commits import UNIQUE_IDS_KEY
 from metaxy_delta.store._frames import (
     TIMESTAMP,
@@ -221,10 +221,12 @@ class WriteMixin(ReadMixin):
     @property
     def _writer_properties(self) -> WriterProperties:
         """Parquet settings of every file the store writes or rewrites (appends, hard deletes,
-        ``optimize``): ``delta_write_options["writer_properties"]``, else
-        :data:`DEFAULT_WRITER_PROPERTIES` (zstd level 1, no dictionaries). delta-rs would
-        rewrite with its own defaults, ignoring the codec the store's appends use."""
-        return self.delta_write_options.get("writer_properties", DEFAULT_WRITER_PROPERTIES)
+        ``optimize``): ``delta_write_options["writer_properties"]``, else the default of the
+        store's storage (``_codecs.default_writer_properties``: LZ4_RAW on a local disk, zstd
+        level 1 on object storage; no dictionaries). delta-rs would rewrite with its own
+        defaults, ignoring the codec the store's appends use."""
+        default = default_writer_properties(self.root_path)
+        return self.delta_write_options.get("writer_properties", default)
 
     def _write_options(self, exists: bool) -> dict[str, Any]:
         """``delta_write_options``; a new table also gets ``delta.checkpointInterval``.
@@ -233,8 +235,7 @@ class WriteMixin(ReadMixin):
         replays up to 100 JSON commits (about 100 requests per write on S3, quadratic in the
         number of writes). A checkpoint every ``checkpoint_interval`` commits keeps log replay
         short; ``delta_write_options={"configuration": {...}}`` can set it otherwise. Parquet
-        files are written with :data:`DEFAULT_WRITER_PROPERTIES` (zstd 1) unless
-        ``delta_write_options["writer_properties"]`` is given (one that only picks a codec keeps
+        files are written with :attr:`_writer_properties` (one that only picks a codec keeps
         Polars' encoder, see ``_codecs``).
         """
         options = {**self.delta_write_options, "writer_properties": self._writer_properties}

@@ -7,7 +7,10 @@ from deltalake import ColumnProperties, WriterProperties
 
 from metaxy_delta.store._codecs import (
     DEFAULT_WRITER_PROPERTIES,
+    LOCAL_PARQUET_OPTIONS,
+    LOCAL_WRITER_PROPERTIES,
     PARQUET_OPTIONS,
+    default_writer_properties,
     file_suffix,
     polars_options,
 )
@@ -55,3 +58,17 @@ def test_the_default_properties_are_the_store_defaults() -> None:
     assert polars_options(None) is PARQUET_OPTIONS
     assert polars_options(DEFAULT_WRITER_PROPERTIES) is PARQUET_OPTIONS
     assert PARQUET_OPTIONS["compression"] == "zstd" and PARQUET_OPTIONS["compression_level"] == 1
+    assert polars_options(LOCAL_WRITER_PROPERTIES) is LOCAL_PARQUET_OPTIONS
+    assert LOCAL_PARQUET_OPTIONS["compression"] == "lz4" and file_suffix(LOCAL_PARQUET_OPTIONS) == ".lz4raw"
+    assert LOCAL_PARQUET_OPTIONS["statistics"] == PARQUET_OPTIONS["statistics"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [("/data/metaxy/a.delta", True), ("file:///data/metaxy", True), ("relative/dir", True),
+     ("s3://bucket/prefix", False), ("gs://bucket/x", False), ("az://container/x", False),
+     ("abfss://c@account.dfs.core.windows.net/x", False)],
+)  # fmt: skip
+def test_local_stores_default_to_lz4_and_object_stores_to_zstd(uri: str, local: bool) -> None:
+    expected = LOCAL_WRITER_PROPERTIES if local else DEFAULT_WRITER_PROPERTIES
+    assert default_writer_properties(uri) is expected

@@ -18,8 +18,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from metaxy_delta.store import _constants, _files
-from metaxy_delta.store._codecs import polars_options
-from metaxy_delta.store._files import DEFAULT_WRITER_PROPERTIES, polars_writable
+from metaxy_delta.store._codecs import DEFAULT_WRITER_PROPERTIES, polars_options
+from metaxy_delta.store._files import polars_writable
 from metaxy_delta.store._stats import file_stats, files_stats, partition_stats
 from metaxy_delta.store._table import DeltaTableRef
 

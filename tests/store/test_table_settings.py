@@ -71,9 +71,10 @@ def _codecs(root: Path) -> set[str]:
     return codecs
 
 
-def test_data_files_are_zstd_by_default(tmp_path: Path, pipeline: mx.FeatureGraph) -> None:
+def test_data_files_are_lz4_on_a_local_disk_by_default(tmp_path: Path, pipeline: mx.FeatureGraph) -> None:
     _write(mx.DeltaMetadataStore(tmp_path / "default"), 2)
-    assert _codecs(tmp_path / "default") == {"ZSTD"}
+    assert _codecs(tmp_path / "default") == {"LZ4"}  # pyarrow's name of LZ4_RAW
+    assert all(f.name.endswith(".lz4raw.parquet") for f in _files(tmp_path / "default"))
     from deltalake import WriterProperties
 
     custom = mx.DeltaMetadataStore(
@@ -81,6 +82,18 @@ def test_data_files_are_zstd_by_default(tmp_path: Path, pipeline: mx.FeatureGrap
     )
     _write(custom, 1)
     assert _codecs(tmp_path / "custom") == {"SNAPPY"}
+
+
+def test_data_files_are_zstd_on_object_storage_by_default(store: mx.DeltaMetadataStore) -> None:
+    """A store on S3 writes zstd (half the bytes of LZ4 to move), a local one LZ4_RAW (see
+    ``_codecs``): the same code, the codec picked by the root URI."""
+    _write(store, 2)
+    table = DeltaTable(store.table_uri("video/raw"), storage_options=store.storage_options)
+    names = [uri.rsplit("/", 1)[-1] for uri in table.file_uris()]
+    suffix = ".zstd.parquet" if store.root_path.startswith("s3://") else ".lz4raw.parquet"
+    assert len(names) == 2 and all(name.endswith(suffix) for name in names), names
+    with store.open("r"):
+        assert sorted(store.read("video/raw").collect().to_native()["video_id"]) == ["v0000", "v0001"]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +141,7 @@ def _live_codecs(store: mx.DeltaMetadataStore) -> set[str]:
     return codecs
 
 
-@pytest.mark.parametrize(("codec", "reported"), [(None, "ZSTD"), ("LZ4_RAW", "LZ4")])
+@pytest.mark.parametrize(("codec", "reported"), [(None, "LZ4"), ("ZSTD", "ZSTD")])
 def test_optimize_and_hard_deletes_rewrite_files_with_the_store_codec(
     tmp_path: Path, pipeline: mx.FeatureGraph, codec: str | None, reported: str
 ) -> None:
