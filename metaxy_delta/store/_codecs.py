@@ -54,9 +54,9 @@ the Parquet encoding in compression of the hash columns (decimal digits with a l
 each, which zstd compresses at ~220 MB/s a core here), LZ4 about a third of that. Through the
 store, 10M rows, codecs interleaved (2 cores, benchmarks README, 2026-12-06): the leaf write
 1.84-1.94 s instead of 2.22-2.38 s (wide: mostly 2.6-2.7 s instead of 3.0-3.2 s), the root
-write 4-14 % faster, resolves up to 5 % faster; the files are 2.1x zstd's size,
-about as large as Metaxy's (delta-rs's snappy with dictionaries). Every current Parquet reader reads LZ4_RAW (Polars, delta-rs,
-pyarrow, DuckDB, Spark 3.4+); ``delta_write_options={"writer_properties":
+write 4-14 % faster, resolves up to 5 % faster; the files are 2.1x zstd's size, about as large
+as Metaxy's (delta-rs's snappy with dictionaries). Every current Parquet reader reads LZ4_RAW
+(Polars, delta-rs, pyarrow, DuckDB, Spark 3.4+); ``delta_write_options={"writer_properties":
 WriterProperties(compression="ZSTD", compression_level=1)}`` makes a local store write zstd.
 """
 
@@ -94,7 +94,7 @@ def default_writer_properties(uri: str) -> WriterProperties:
         >>> default_writer_properties("s3://bucket/metaxy").compression
         'ZSTD(1)'
     """
-    local = "://" not in uri or uri.startswith("file://")
+    local = "://" not in uri or uri.startswith(("file://", "local://"))
     return LOCAL_WRITER_PROPERTIES if local else DEFAULT_WRITER_PROPERTIES
 
 _CODECS = {

@@ -65,7 +65,7 @@ def test_the_default_properties_are_the_store_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("uri", "local"),
-    [("/data/metaxy/a.delta", True), ("file:///data/metaxy", True), ("relative/dir", True),
+    [("/data/metaxy/a.delta", True), ("file:///data/metaxy", True), ("relative/dir", True), ("local:///x", True),
      ("s3://bucket/prefix", False), ("gs://bucket/x", False), ("az://container/x", False),
      ("abfss://c@account.dfs.core.windows.net/x", False)],
 )  # fmt: skip
