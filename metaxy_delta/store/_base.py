@@ -12,7 +12,7 @@ from metaxy_delta.errors import StoreNotOpenError
 from metaxy_delta.models.constants import HashAlgorithm
 from metaxy_delta.models.graph import FeatureGraph, current_graph
 from metaxy_delta.models.keys import FeatureKey, coerce_to_feature_key
-from metaxy_delta.store._codecs import writer_properties_from
+from metaxy_delta.store._codecs import LOCAL_SCHEMES, writer_properties_from
 from metaxy_delta.store._config import DeltaMetadataStoreConfig
 from metaxy_delta.store._snapshots import SnapshotCache
 from metaxy_delta.store._table import DeltaTableRef
@@ -20,13 +20,12 @@ from metaxy_delta.versioning import check_algorithm
 
 AccessMode = Literal["r", "w"]
 log = logging.getLogger("metaxy_delta.store")
-_LOCAL_SCHEMES = ("file://", "local://")
 
 
 def normalise_root(root_path: str | Path) -> str:
     """Local paths are expanded and made absolute; remote URIs are kept as they are."""
     text = str(root_path)
-    for scheme in _LOCAL_SCHEMES:
+    for scheme in LOCAL_SCHEMES:
         if text.startswith(scheme):
             text = text[len(scheme) :]
             break

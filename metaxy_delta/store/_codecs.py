@@ -83,6 +83,10 @@ LOCAL_PARQUET_OPTIONS: dict[str, Any] = {"compression": "lz4", "statistics": PAR
 """``write_parquet`` options of :data:`LOCAL_WRITER_PROPERTIES`."""
 
 
+LOCAL_SCHEMES = ("file://", "local://")
+"""URI schemes of local paths (a store's root path drops them, see ``_base.normalise_root``)."""
+
+
 def default_writer_properties(uri: str) -> WriterProperties:
     """The Parquet settings of a store or table at ``uri`` that sets none of its own:
     :data:`LOCAL_WRITER_PROPERTIES` on a local disk, :data:`DEFAULT_WRITER_PROPERTIES` on
@@ -94,7 +98,7 @@ def default_writer_properties(uri: str) -> WriterProperties:
         >>> default_writer_properties("s3://bucket/metaxy").compression
         'ZSTD(1)'
     """
-    local = "://" not in uri or uri.startswith(("file://", "local://"))
+    local = "://" not in uri or uri.startswith(LOCAL_SCHEMES)
     return LOCAL_WRITER_PROPERTIES if local else DEFAULT_WRITER_PROPERTIES
 
 _CODECS = {
